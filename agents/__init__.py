@@ -1,0 +1,4 @@
+"""Delegation memory for orchestration agents: briefs, outcomes and Claude tools.
+
+Depends on `memory` and `graph`.
+"""

@@ -1,0 +1,37 @@
+"""The `kgmem` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+
+from api.cli import neo4j_commands, serve_commands
+from graph import KgmemError
+
+app = typer.Typer(
+    name="kgmem",
+    help="Knowledge-graph memory for teams of AI agents.\n\nRun `kgmem serve` to start the service on the embedded defaults.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode="rich",
+)
+app.add_typer(neo4j_commands.app, name="neo4j")
+serve_commands.register(app)
+
+err = Console(stderr=True)
+
+
+def main() -> None:
+    """Console entry point: kgmem's own errors end in one line and exit code 1, never a traceback."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except KgmemError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

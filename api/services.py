@@ -1,0 +1,74 @@
+"""The long-lived clients one API process holds: Neo4j driver, Chroma and the embedder.
+
+Each is opened lazily and re-opened after a failure, so the API starts (and
+`/healthz` answers) while a dependency is still down, and `/readyz` says which.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from chromadb.api import ClientAPI
+from neo4j import Driver
+
+from graph import Settings, neo4j_target, open_driver
+from memory import Embedder, open_chroma
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    embedder: Embedder
+    _driver: Driver | None = None
+    _chroma: ClientAPI | None = None
+    _embedder_error: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def create(cls, settings: Settings) -> Services:
+        return cls(settings=settings, embedder=Embedder(settings))
+
+    def neo4j(self) -> Driver:
+        with self._lock:
+            if self._driver is None:
+                self._driver = open_driver(neo4j_target(self.settings))
+            return self._driver
+
+    def chroma(self) -> ClientAPI:
+        with self._lock:
+            if self._chroma is None:
+                self._chroma = open_chroma(self.settings)
+            return self._chroma
+
+    def load_embedder_in_background(self) -> threading.Thread:
+        def load() -> None:
+            try:
+                self.embedder.load()
+                log.info("embedding model %s loaded (%s)", self.embedder.name, self.embedder.model_info.source)
+            except Exception as exc:  # noqa: BLE001 - reported by /readyz
+                self._embedder_error = str(exc)
+                log.error("embedding model failed to load: %s", exc)
+
+        thread = threading.Thread(target=load, name="embedder-load", daemon=True)
+        thread.start()
+        return thread
+
+    def embedder_problem(self) -> str | None:
+        if self._embedder_error:
+            return self._embedder_error
+        if not self.embedder.loaded:
+            return "the embedding model is still loading"
+        return None
+
+    def reset_neo4j(self) -> None:
+        with self._lock:
+            if self._driver is not None:
+                self._driver.close()
+                self._driver = None
+
+    def close(self) -> None:
+        self.reset_neo4j()

@@ -1,0 +1,145 @@
+"""kgmem's one settings object.
+
+It lives in `graph`, the bottom package, so that every layer above can read it
+without an upward import. Values come from, highest priority first:
+keyword arguments, environment variables, a `.env` file, the TOML config file
+(`KGMEM_CONFIG`, else `$KGMEM_HOME/kgmem.toml`), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+NEO4J_VERSION = "5.26.30"
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+
+def default_home() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "kgmem"
+
+
+def default_cache_dir() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "kgmem"
+
+
+def config_file_path() -> Path:
+    explicit = os.environ.get("KGMEM_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    home = os.environ.get("KGMEM_HOME")
+    return (Path(home).expanduser() if home else default_home()) / "kgmem.toml"
+
+
+class Settings(BaseSettings):
+    """Every knob kgmem has. Field names map to `KGMEM_<NAME>` unless an alias says otherwise."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KGMEM_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # -- Data -----------------------------------------------------------------
+    home: Path = Field(default_factory=default_home, description="Data directory.")
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir,
+        description="Downloads shared between data directories (the Neo4j distribution).",
+    )
+
+    # -- Neo4j: a server of yours (NEO4J_URI) or kgmem's managed local one ----
+    neo4j_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NEO4J_URI", "KGMEM_NEO4J_URI"),
+        description="Bolt URI of an existing server. Unset: kgmem runs its own local Neo4j.",
+    )
+    neo4j_username: str = Field(
+        default="neo4j", validation_alias=AliasChoices("NEO4J_USERNAME", "KGMEM_NEO4J_USERNAME")
+    )
+    neo4j_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NEO4J_PASSWORD", "KGMEM_NEO4J_PASSWORD"),
+        description="Unset with the managed Neo4j: the generated password in the data directory.",
+    )
+    neo4j_database: str = Field(
+        default="neo4j", validation_alias=AliasChoices("NEO4J_DATABASE", "KGMEM_NEO4J_DATABASE")
+    )
+
+    # -- Managed local Neo4j ----------------------------------------------------
+    neo4j_version: str = NEO4J_VERSION
+    neo4j_home: Path | None = Field(default=None, description="An unpacked Neo4j distribution to run.")
+    neo4j_dist: str | None = Field(default=None, description="A Neo4j tarball to install: a path or URL.")
+    neo4j_bolt_port: int = Field(default=7687, ge=1, le=65535)
+    neo4j_http_port: int = Field(default=7474, ge=1, le=65535)
+    neo4j_pick_free_port: bool = Field(
+        default=False, description="Pick free ports when the configured ones are taken."
+    )
+    neo4j_heap: str = Field(default="512m", pattern=r"^\d+[kmgKMG]$")
+    neo4j_pagecache: str = Field(default="256m", pattern=r"^\d+[kmgKMG]$")
+    neo4j_start_timeout: float = Field(default=120.0, gt=0)
+
+    # -- Chroma -----------------------------------------------------------------
+    chroma_host: str | None = Field(default=None, description="Chroma server host. Unset: embedded.")
+    chroma_port: int = Field(default=8000, ge=1, le=65535)
+    chroma_path: Path | None = Field(default=None, description="Embedded Chroma directory; default $KGMEM_HOME/chroma.")
+
+    # -- Embedding model ----------------------------------------------------------
+    embedding_model: str = Field(
+        default=DEFAULT_EMBEDDING_MODEL, description="A sentence-transformers model id or a local path."
+    )
+    embedding_model_path: Path | None = Field(default=None, description="Explicit model directory; wins over everything.")
+    embedding_device: str | None = Field(default=None, description="torch device, e.g. cpu or cuda; default: auto.")
+
+    # -- API ---------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file_path())
+        return init_settings, env_settings, dotenv_settings, toml, file_secret_settings
+
+    # -- Derived paths --------------------------------------------------------------
+    @property
+    def managed_neo4j(self) -> bool:
+        return not self.neo4j_uri
+
+    @property
+    def neo4j_dir(self) -> Path:
+        return self.home / "neo4j"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.chroma_path or self.home / "chroma"
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings with secrets masked, for `kgmem config`."""
+        data = self.model_dump(mode="json")
+        if data.get("neo4j_password"):
+            data["neo4j_password"] = "********"
+        return data
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
