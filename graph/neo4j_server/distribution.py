@@ -8,7 +8,8 @@ Resolution order, first success wins:
 4. the standalone tarball from Maven Central through `mvn dependency:copy`;
 5. the same artifact over HTTPS, checked against the checksum Maven publishes;
 6. the server assembled from its Maven Central jars (`org.neo4j:neo4j`,
-   `org.neo4j.app:neo4j-server`, the Browser) by `mvn` with a small launcher pom.
+   `org.neo4j.app:neo4j-server`, the Browser) by `mvn` with a small launcher pom;
+   when `mvn` is not installed, Apache Maven itself is fetched from Maven Central.
 
 Every route ends in the same shape: a directory whose `lib/` holds the jars of
 a real Neo4j server, started through `org.neo4j.server.CommunityEntryPoint`.
@@ -16,23 +17,20 @@ a real Neo4j server, started through `org.neo4j.server.CommunityEntryPoint`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
 import shutil
-import subprocess
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-import httpx
 from filelock import FileLock
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from graph.errors import ChecksumMismatch, DownloadError
+from graph.neo4j_server.download import download, sibling_checksum, unpack_tarball, verify_checksum
+from graph.neo4j_server.maven import maven_executable, run_maven
 from graph.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,8 +42,6 @@ BROWSER_VERSION = "5.24.0"  # the newest 5.x Neo4j Browser on Maven Central
 MARKER = ".kgmem-dist.json"
 
 _KERNEL_JAR = re.compile(r"^neo4j-kernel-(\d+\.\d+\.\d+)\.jar$")
-# Strongest first; Maven Central always has .sha1, newer artifacts also .sha256/.sha512.
-_CHECKSUM_ALGORITHMS = ("sha512", "sha256", "sha1")
 
 
 @dataclass(frozen=True)
@@ -143,20 +139,19 @@ class DistributionResolver:
         version = detect_version(home)
         if not version:
             raise DownloadError(
-                f"KGMEM_NEO4J_HOME={home} is not a Neo4j distribution (no lib/neo4j-kernel-*.jar)."
+                f"KGMEM_NEO4J_HOME={home} is not a Neo4j distribution (no lib/neo4j-kernel-*.jar)"
             )
         return Distribution(home, version, "KGMEM_NEO4J_HOME")
 
     def _install(self) -> Distribution:
-        failures: list[str] = []
         routes = []
         if self.settings.neo4j_dist:
             routes.append(("KGMEM_NEO4J_DIST", self._install_from_dist))
         if shutil.which("mvn"):
-            routes.append(("maven standalone tarball", self._install_with_mvn_copy))
-        routes.append(("HTTPS from Maven Central", self._install_over_https))
-        if shutil.which("mvn"):
-            routes.append(("maven launcher", self._install_with_launcher))
+            routes.append(("mvn dependency:copy of the standalone tarball", self._install_with_mvn_copy))
+        routes.append(("HTTPS download of the standalone tarball", self._install_over_https))
+        routes.append(("server assembled from Maven Central jars", self._install_with_launcher))
+        failures: list[str] = []
         for name, route in routes:
             try:
                 log.info("neo4j: trying %s", name)
@@ -166,30 +161,31 @@ class DistributionResolver:
             except DownloadError as exc:
                 failures.append(f"{name}: {exc}")
                 log.info("neo4j: %s failed: %s", name, exc)
-        hint = "" if shutil.which("mvn") else " Install Maven (`apt-get install maven`) to assemble it from Maven Central."
-        raise DownloadError(
-            f"could not get Neo4j {self.version}: " + "; ".join(failures) + "." + hint
-        )
+        raise DownloadError(f"could not get Neo4j {self.version}: " + "; ".join(failures))
 
     def _install_from_dist(self) -> Distribution:
         dist = self.settings.neo4j_dist or ""
-        if urlparse(dist).scheme in ("http", "https"):
-            with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp:
+            if urlparse(dist).scheme in ("http", "https"):
                 tarball = Path(tmp) / Path(urlparse(dist).path).name
-                self._download(dist, tarball, require_checksum=False)
-                return self._unpack(tarball, "KGMEM_NEO4J_DIST")
-        tarball = Path(dist).expanduser()
-        if not tarball.is_file():
-            raise DownloadError(f"KGMEM_NEO4J_DIST={dist} is neither a file nor an http(s) URL")
-        expected = _sibling_checksum(tarball)
-        if expected:
-            verify_checksum(tarball, *expected)
-        return self._unpack(tarball, "KGMEM_NEO4J_DIST")
+                download(dist, tarball, require_checksum=False, show_progress=self.show_progress)
+            else:
+                tarball = Path(dist).expanduser()
+                if not tarball.is_file():
+                    raise DownloadError(f"KGMEM_NEO4J_DIST={dist} is neither a file nor an http(s) URL")
+                expected = sibling_checksum(tarball)
+                if expected:
+                    verify_checksum(tarball, *expected)
+            return self._unpack(tarball, "KGMEM_NEO4J_DIST")
 
     def _install_with_mvn_copy(self) -> Distribution:
         with tempfile.TemporaryDirectory() as tmp:
             artifact = f"{STANDALONE_GROUP}:{STANDALONE_ARTIFACT}:{self.version}:tar.gz:unix"
-            _run_mvn(["dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={tmp}"], cwd=Path(tmp))
+            run_maven(
+                maven_executable(self.settings.cache_dir, show_progress=self.show_progress),
+                ["dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={tmp}"],
+                cwd=Path(tmp),
+            )
             tarballs = list(Path(tmp).glob("*.tar.gz"))
             if not tarballs:
                 raise DownloadError("mvn dependency:copy produced no tarball")
@@ -199,70 +195,32 @@ class DistributionResolver:
         url = standalone_url(self.version)
         with tempfile.TemporaryDirectory() as tmp:
             tarball = Path(tmp) / Path(urlparse(url).path).name
-            self._download(url, tarball, require_checksum=True)
+            download(url, tarball, require_checksum=True, show_progress=self.show_progress)
             return self._unpack(tarball, "HTTPS from Maven Central")
 
     def _install_with_launcher(self) -> Distribution:
-        staging = Path(tempfile.mkdtemp(prefix="launcher-", dir=self.install_dir.parent))
-        try:
+        mvn = maven_executable(self.settings.cache_dir, show_progress=self.show_progress)
+        with tempfile.TemporaryDirectory(prefix="launcher-", dir=self.install_dir.parent) as tmp:
+            staging = Path(tmp) / "neo4j"
+            staging.mkdir()
             (staging / "pom.xml").write_text(launcher_pom(self.version))
-            self._status(f"Assembling Neo4j {self.version} from Maven Central jars (mvn)…")
-            _run_mvn(
-                [
-                    "dependency:copy-dependencies",
-                    "-DincludeScope=runtime",
-                    f"-DoutputDirectory={staging / 'lib'}",
-                ],
+            self._status(f"Assembling Neo4j {self.version} from its Maven Central jars (about 125 MB)…")
+            run_maven(
+                mvn,
+                ["dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={staging / 'lib'}"],
                 cwd=staging,
             )
             if detect_version(staging) != self.version:
-                raise DownloadError("the assembled jars do not contain neo4j-kernel " + self.version)
+                raise DownloadError(f"the assembled jars do not contain neo4j-kernel {self.version}")
             return self._activate(staging, "maven launcher")
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
 
     # -- helpers -------------------------------------------------------------------
-    def _download(self, url: str, target: Path, *, require_checksum: bool) -> None:
-        expected = _published_checksum(url)
-        if expected is None and require_checksum:
-            # Probe the artifact itself so the message says whether it exists at all.
-            try:
-                head = httpx.head(url, follow_redirects=True, timeout=30)
-            except httpx.HTTPError as exc:
-                raise DownloadError(f"{url}: {exc}") from exc
-            if head.status_code == 404:
-                raise DownloadError(f"{url} is not published (HTTP 404)")
-            raise DownloadError(f"{url} has no published checksum; refusing an unverified download")
-        try:
-            with httpx.stream("GET", url, follow_redirects=True, timeout=60) as response:
-                if response.status_code != 200:
-                    raise DownloadError(f"{url}: HTTP {response.status_code}")
-                total = int(response.headers.get("content-length") or 0) or None
-                with self._progress() as progress, target.open("wb") as out:
-                    task = progress.add_task(f"Downloading {target.name}", total=total)
-                    for chunk in response.iter_bytes(1 << 16):
-                        out.write(chunk)
-                        progress.update(task, advance=len(chunk))
-        except httpx.HTTPError as exc:
-            raise DownloadError(f"{url}: {exc}") from exc
-        if expected:
-            verify_checksum(target, *expected)
-
     def _unpack(self, tarball: Path, source: str) -> Distribution:
-        staging = Path(tempfile.mkdtemp(prefix="unpack-", dir=self.install_dir.parent))
-        try:
-            try:
-                with tarfile.open(tarball) as archive:
-                    archive.extractall(staging, filter="data")
-            except (tarfile.TarError, OSError, EOFError) as exc:
-                raise DownloadError(f"{tarball.name} is not a readable tar.gz ({exc}); delete it and retry") from exc
-            roots = [p for p in staging.iterdir() if p.is_dir()]
-            home = roots[0] if len(roots) == 1 and not (staging / "lib").is_dir() else staging
+        with tempfile.TemporaryDirectory(prefix="unpack-", dir=self.install_dir.parent) as tmp:
+            home = unpack_tarball(tarball, Path(tmp))
             if not detect_version(home):
                 raise DownloadError(f"{tarball.name} does not contain a Neo4j distribution (no lib/neo4j-kernel-*.jar)")
             return self._activate(home, source)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
 
     def _activate(self, home: Path, source: str) -> Distribution:
         """Move a complete distribution into place; a half-finished one is never visible."""
@@ -274,79 +232,9 @@ class DistributionResolver:
         self._status(f"Neo4j {version} installed in {self.install_dir} ({source})")
         return Distribution(self.install_dir, version, source)
 
-    def _progress(self) -> Progress:
-        return Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            disable=not self.show_progress,
-            transient=False,
-        )
-
     def _status(self, message: str) -> None:
         log.info(message)
         if self.show_progress:
             from rich.console import Console
 
-            Console(stderr=True).print(message)
-
-
-def file_digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def verify_checksum(path: Path, algorithm: str, expected: str) -> None:
-    actual = file_digest(path, algorithm)
-    if actual.lower() != expected.lower():
-        raise ChecksumMismatch(
-            f"{path.name} is corrupt: {algorithm} is {actual[:16]}…, the publisher lists {expected[:16]}…; "
-            "delete the file and download it again"
-        )
-
-
-def parse_checksum_file(text: str) -> str | None:
-    """Maven's .sha1 files hold the bare hex; sha*sum output holds 'hex  name'."""
-    token = text.strip().split()[0] if text.strip() else ""
-    return token if re.fullmatch(r"[0-9a-fA-F]{32,128}", token) else None
-
-
-def _published_checksum(url: str) -> tuple[str, str] | None:
-    for algorithm in _CHECKSUM_ALGORITHMS:
-        try:
-            response = httpx.get(f"{url}.{algorithm}", follow_redirects=True, timeout=30)
-        except httpx.HTTPError:
-            continue
-        if response.status_code == 200:
-            value = parse_checksum_file(response.text)
-            if value:
-                return algorithm, value
-    return None
-
-
-def _sibling_checksum(tarball: Path) -> tuple[str, str] | None:
-    for algorithm in _CHECKSUM_ALGORITHMS:
-        sibling = tarball.with_name(f"{tarball.name}.{algorithm}")
-        if sibling.is_file():
-            value = parse_checksum_file(sibling.read_text())
-            if value:
-                return algorithm, value
-    return None
-
-
-def _run_mvn(arguments: list[str], *, cwd: Path) -> None:
-    # -B: no colours or prompts; -C: fail on checksum mismatch instead of warning.
-    command = ["mvn", "-B", "-C", "-q", *arguments]
-    try:
-        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=1800)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise DownloadError(f"mvn failed to run: {exc}") from exc
-    if result.returncode != 0:
-        errors = [line for line in (result.stdout + result.stderr).splitlines() if "ERROR" in line]
-        reason = errors[0].replace("[ERROR]", "").strip() if errors else f"exit code {result.returncode}"
-        raise DownloadError(f"mvn: {reason[:300]}")
+            Console(stderr=True, soft_wrap=True).print(message)

@@ -34,7 +34,8 @@ class JavaRuntime:
 
     @property
     def home(self) -> Path:
-        return self.executable.parent.parent
+        """JAVA_HOME for tools like mvn: `java` on PATH is usually a symlink chain into the JDK."""
+        return self.executable.resolve().parent.parent
 
 
 def parse_java_major(version_output: str) -> int | None:
