@@ -144,9 +144,9 @@ class DistributionResolver:
         return Distribution(home, version, "KGMEM_NEO4J_HOME")
 
     def _install(self) -> Distribution:
-        routes = []
         if self.settings.neo4j_dist:
-            routes.append(("KGMEM_NEO4J_DIST", self._install_from_dist))
+            return self._install_from_dist()  # asked for by name: its failure is final
+        routes = []
         if shutil.which("mvn"):
             routes.append(("mvn dependency:copy of the standalone tarball", self._install_with_mvn_copy))
         routes.append(("HTTPS download of the standalone tarball", self._install_over_https))

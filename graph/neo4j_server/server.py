@@ -327,16 +327,16 @@ class LocalNeo4j:
             return
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
-            if not pid_alive(pid) or _is_zombie(pid):
-                _reap(pid)
+            if _exited(pid):
                 return
             time.sleep(0.2)
         log.warning("neo4j pid %s ignored SIGTERM for %.0fs; killing it", pid, grace)
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
-            pass
-        _reap(pid)
+            return
+        while not _exited(pid):
+            time.sleep(0.1)
 
     def status(self) -> Neo4jStatus:
         state = self.running()
@@ -368,19 +368,23 @@ class LocalNeo4j:
         return state.bolt_uri, (self.settings.neo4j_username, self.password())
 
 
-def _is_zombie(pid: int) -> bool:
+def _exited(pid: int) -> bool:
+    """Whether the process is gone; reaps it when it is our child so it leaves no zombie."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        return reaped == pid
+    except ChildProcessError:
+        return not pid_alive(pid) or _is_dead_zombie(pid)
+
+
+def _is_dead_zombie(pid: int) -> bool:
+    """Exited but not yet reaped by its parent. A JVM's main thread shows 'Z' while the
+    others still run, so every thread must be gone, not just the leader."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state == "Z" and len(os.listdir(f"/proc/{pid}/task")) <= 1
     except (OSError, IndexError):
         return False
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status if the server is our child, so it leaves no zombie."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _last_line(text: str) -> str:

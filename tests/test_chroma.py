@@ -1,0 +1,27 @@
+"""Chroma, embedded under the data directory and as a server, with real embeddings."""
+
+from memory import open_chroma
+
+
+def round_trip(client, embedder):
+    collection = client.get_or_create_collection("probe", metadata={"hnsw:space": "cosine"})
+    texts = ["the churn model overfit on stale features", "the dashboard loads slowly"]
+    collection.add(ids=["a", "b"], documents=texts, embeddings=embedder.embed(texts))
+    found = collection.query(query_embeddings=[embedder.embed_one("why did churn retraining fail?")], n_results=1)
+    return found["ids"][0]
+
+
+def test_embedded_chroma_persists_under_the_data_directory(settings, embedder):
+    assert round_trip(open_chroma(settings), embedder) == ["a"]
+    assert settings.chroma_dir.is_dir() and any(settings.chroma_dir.iterdir())
+    reopened = open_chroma(settings).get_collection("probe")
+    assert reopened.count() == 2
+
+
+def test_chroma_server_is_used_when_a_host_is_set(settings, embedder, chroma_server):
+    host, port = chroma_server
+    server_settings = settings.model_copy(update={"chroma_host": host, "chroma_port": port})
+    client = open_chroma(server_settings)
+    assert client.heartbeat() > 0
+    assert round_trip(client, embedder) == ["a"]
+    assert not settings.chroma_dir.exists()  # nothing was written locally

@@ -1,0 +1,70 @@
+"""`kgmem serve` end to end: the embedded defaults come up ready, and exit cleans up only what it started."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from graph.neo4j_server.server import free_port, pid_alive
+
+KGMEM = str(Path(sys.executable).parent / "kgmem")
+
+
+def start_serve(home: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "KGMEM_HOME": str(home)}
+    env.pop("NEO4J_URI", None)  # the embedded defaults
+    return subprocess.Popen(
+        [KGMEM, "serve", "--port", str(port), "--pick-free-port", "--log-level", "warning"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def wait_ready(port: int, process: subprocess.Popen, timeout: float = 240) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"kgmem serve exited early: {process.stdout.read()}")
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+            if response.status_code == 200:
+                return response
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise AssertionError("kgmem serve did not become ready")
+
+
+def interrupt(process: subprocess.Popen) -> int:
+    process.send_signal(signal.SIGINT)
+    return process.wait(timeout=120)
+
+
+def test_serve_starts_its_own_neo4j_and_stops_it_on_exit(tmp_path):
+    port = free_port()
+    process = start_serve(tmp_path, port)
+    try:
+        assert wait_ready(port, process).json()["checks"] == {"neo4j": "ok", "chroma": "ok", "embedder": "ok"}
+        version = httpx.get(f"http://127.0.0.1:{port}/version").json()
+        assert version["neo4j_server"]["version"].startswith("5.26.")
+        neo4j_pid = json.loads((tmp_path / "neo4j" / "run" / "kgmem-neo4j.json").read_text())["pid"]
+        assert pid_alive(neo4j_pid)
+    finally:
+        exit_code = interrupt(process)
+    assert exit_code == 0
+    assert not pid_alive(neo4j_pid)
+    assert not (tmp_path / "neo4j" / "run" / "kgmem-neo4j.json").exists()
+
+
+def test_serve_leaves_a_neo4j_it_did_not_start_running(managed_neo4j):
+    port = free_port()
+    process = start_serve(managed_neo4j.settings.home, port)
+    try:
+        wait_ready(port, process)
+    finally:
+        assert interrupt(process) == 0
+    assert managed_neo4j.running() is not None
