@@ -34,3 +34,15 @@ class Neo4jStartError(KgmemError):
 
 class Neo4jUnavailable(KgmemError):
     """Neo4j cannot be reached right now."""
+
+
+class CypherRefused(KgmemError):
+    """An analyst query the read-only guard will not run."""
+
+
+class NotFound(KgmemError):
+    """No such item in this space (also what another tenant's ids look like)."""
+
+
+class InvalidInput(KgmemError):
+    """Input that passed type checks but breaks a rule of the graph."""
