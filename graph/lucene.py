@@ -1,0 +1,38 @@
+"""Lucene query strings for Neo4j's fulltext indexes, built so user text can never be syntax.
+
+User text is reduced to lower-case word tokens (no operators, no special
+characters survive); the tenant is a required phrase clause on the indexed
+`space` field, so the index itself returns only that tenant's candidates.
+"""
+
+from __future__ import annotations
+
+import re
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+_SPECIAL = re.compile(r'([+\-&|!(){}\[\]^"~*?:\\/])')
+MAX_TERMS = 64
+
+
+def tokens(text: str) -> list[str]:
+    return [token.lower() for token in _TOKEN.findall(text)][:MAX_TERMS]
+
+
+def escape(text: str) -> str:
+    return _SPECIAL.sub(r"\\\1", text)
+
+
+def phrase(text: str) -> str:
+    """An exact phrase of the text's tokens, or '' when it has none."""
+    words = tokens(text)
+    return f'"{" ".join(words)}"' if words else ""
+
+
+def any_terms(text: str) -> str:
+    """Match any of the text's words (OR); '' when it has none."""
+    return " ".join(tokens(text))
+
+
+def in_space(space: str, clause: str) -> str:
+    """Require the tenant, then the clause."""
+    return f'+space:"{escape(space)}" +({clause})'

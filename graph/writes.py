@@ -1,0 +1,407 @@
+"""Batch writes: entities, observations and relations, idempotent and chunked.
+
+Each chunk is one managed transaction (`execute_write`), which the driver
+retries on transient errors such as deadlocks and leader switches. Everything
+a chunk needs (resolving names, creating missing entities, closing superseded
+facts) happens inside that one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, TypeVar
+
+from neo4j import Driver, ManagedTransaction
+
+from graph import lucene, records
+from graph.errors import InvalidInput, NotFound
+from graph.model import EntityIn, EntityRef, Observation, ObservationIn, Relation, RelationIn, now
+from graph.records import native
+from graph.temporal import Fact, plan_multi_valued, plan_single_valued
+from graph.vocabulary import SINGLE_VALUED, Kind, normalise_name
+
+CHUNK_SIZE = 500
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def write_in_chunks(
+    driver: Driver, database: str, rows: Sequence[T], unit: Callable[[ManagedTransaction, list[T]], list[R]],
+    chunk_size: int = CHUNK_SIZE,
+) -> list[R]:
+    results: list[R] = []
+    with driver.session(database=database) as session:
+        for start in range(0, len(rows), chunk_size):
+            results.extend(session.execute_write(unit, list(rows[start : start + chunk_size])))
+    return results
+
+
+# -- entities -------------------------------------------------------------------------------
+
+UPSERT_ENTITIES = """
+UNWIND $rows AS row
+MERGE (e:Entity {space: $space, kind: row.kind, name_key: row.name_key})
+ON CREATE SET e.id = row.id, e.created_at = $now, e.name = row.name, e.entity_type = row.entity_type,
+              e.aliases = [], e.alias_keys = []
+SET e:$(row.kind)
+WITH e, row, properties(e) AS before
+SET e.updated_at = $now, e.retracted_at = null,
+    e.source = row.source, e.agent = row.agent, e.delegation_id = row.delegation_id,
+    e.summary = coalesce(row.summary, e.summary),
+    e.entity_type = CASE WHEN row.kind = 'Thing' THEN row.entity_type ELSE e.entity_type END
+WITH e, row, before,
+     [i IN range(0, size(row.alias_keys) - 1)
+      WHERE NOT row.alias_keys[i] IN e.alias_keys AND row.alias_keys[i] <> e.name_key] AS fresh
+SET e.aliases = e.aliases + [i IN fresh | row.aliases[i]],
+    e.alias_keys = e.alias_keys + [i IN fresh | row.alias_keys[i]]
+SET e += row.attributes
+RETURN e {.*} AS entity, before, e.created_at = $now AS created
+"""
+
+CREATE_REVISIONS = """
+UNWIND $revisions AS rev
+MATCH (e:Entity {id: rev.entity_id})
+CREATE (r:Revision {id: rev.id, space: $space, at: $now, changes: rev.changes,
+                    source: rev.source, agent: rev.agent, delegation_id: rev.delegation_id})
+CREATE (e)-[:HAS_REVISION]->(r)
+"""
+
+
+def _entity_row(entity: EntityIn) -> dict[str, Any]:
+    aliases: dict[str, str] = {}
+    for alias in entity.aliases:
+        aliases.setdefault(normalise_name(alias), alias)
+    return {
+        "id": entity.id or str(uuid.uuid4()), "kind": entity.kind.value, "entity_type": entity.entity_type,
+        "name": entity.name, "name_key": normalise_name(entity.name), "summary": entity.summary,
+        "aliases": list(aliases.values()), "alias_keys": list(aliases.keys()), "attributes": entity.attributes,
+        **entity.provenance.model_dump(),
+    }
+
+
+def _merge_duplicates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per identity, later rows winning, so a chunk never MERGEs the same node twice."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["kind"], row["name_key"])
+        if key in merged:
+            first = merged[key]
+            keys = dict(zip(first["alias_keys"], first["aliases"]))
+            keys.update({k: a for k, a in zip(row["alias_keys"], row["aliases"]) if k not in keys})
+            row = {**first, **{k: v for k, v in row.items() if v is not None},
+                   "id": first["id"], "attributes": {**first["attributes"], **row["attributes"]},
+                   "aliases": list(keys.values()), "alias_keys": list(keys.keys())}
+        merged[key] = row
+    return list(merged.values())
+
+
+def upsert_entities_tx(tx: ManagedTransaction, space: str, entities: list[EntityIn], at: datetime) -> list[dict]:
+    rows = _merge_duplicates([_entity_row(entity) for entity in entities])
+    result = tx.run(UPSERT_ENTITIES, rows=rows, space=space, now=at).data()
+    revisions = []
+    for row, written in zip(rows, result):
+        changes = _changes(native(written["before"]), row, created=written["created"])
+        if changes:
+            revisions.append({"id": str(uuid.uuid4()), "entity_id": written["entity"]["id"],
+                              "changes": json.dumps(changes, default=str, sort_keys=True),
+                              "source": row["source"], "agent": row["agent"], "delegation_id": row["delegation_id"]})
+    if revisions:
+        tx.run(CREATE_REVISIONS, revisions=revisions, space=space, now=at).consume()
+    by_key = {(w["entity"]["kind"], w["entity"]["name_key"]): w["entity"] for w in result}
+    return [by_key[(r["kind"], r["name_key"])] for r in [_entity_row(e) for e in entities]]
+
+
+def _changes(before: dict[str, Any], row: dict[str, Any], *, created: bool) -> dict[str, dict[str, Any]]:
+    """Old and new values of what this write changes; on creation, every value it sets."""
+    candidates = dict(row["attributes"])
+    if row["summary"] is not None:
+        candidates["summary"] = row["summary"]
+    if created:
+        candidates["name"] = row["name"]
+        return {key: {"old": None, "new": value} for key, value in candidates.items() if value is not None}
+    return {
+        key: {"old": before.get(key), "new": value}
+        for key, value in candidates.items()
+        if before.get(key) != value and not (before.get(key) is None and value is None)
+    }
+
+
+# -- resolving references ----------------------------------------------------------------
+
+RESOLVE_IDS = """
+UNWIND $ids AS id
+MATCH (e:Entity {id: id})
+WHERE e.space = $space AND e.retracted_at IS NULL
+RETURN e.id AS id
+"""
+
+RESOLVE_NAMES = """
+UNWIND $refs AS ref
+MATCH (e:Entity {space: $space, name_key: ref.key})
+WHERE (ref.kind IS NULL OR e.kind = ref.kind) AND e.retracted_at IS NULL
+RETURN ref.key AS key, ref.kind AS kind, collect(e.id) AS ids, collect(e.kind) AS kinds
+"""
+
+# Aliases are found through the fulltext index, then checked exactly against the normalised keys.
+RESOLVE_ALIASES = """
+UNWIND $refs AS ref
+CALL db.index.fulltext.queryNodes('entity_text', ref.query) YIELD node AS e
+WHERE e.space = $space AND ref.key IN e.alias_keys
+  AND (ref.kind IS NULL OR e.kind = ref.kind) AND e.retracted_at IS NULL
+RETURN ref.key AS key, ref.kind AS kind, collect(e.id) AS ids, collect(e.kind) AS kinds
+"""
+
+
+def resolve_refs_tx(
+    tx: ManagedTransaction, space: str, refs: list[EntityRef], at: datetime, *, create_missing: bool = False,
+) -> list[str]:
+    """The entity id each ref points at, in order. Missing ones are created (by name) or reported."""
+    ids = sorted({ref.id for ref in refs if ref.id})
+    found_ids = {row["id"] for row in tx.run(RESOLVE_IDS, ids=ids, space=space).data()} if ids else set()
+
+    wanted = {(ref.name_key, ref.kind.value if ref.kind else None) for ref in refs if not ref.id}
+    by_name: dict[tuple[str, str | None], str] = {}
+    pending = [{"key": key, "kind": kind, "query": lucene.in_space(space, lucene.phrase(key)) if lucene.phrase(key) else None}
+               for key, kind in sorted(wanted, key=str)]
+    for query in (RESOLVE_NAMES, RESOLVE_ALIASES):
+        candidates = pending if query is RESOLVE_NAMES else [p for p in pending if p["query"]]
+        if not candidates:
+            continue
+        for row in tx.run(query, refs=candidates, space=space).data():
+            if len(row["ids"]) > 1:
+                raise InvalidInput(
+                    f"the name {row['key']!r} matches several entities ({', '.join(sorted(row['kinds']))}); give its kind or id"
+                )
+            by_name[(row["key"], row["kind"])] = row["ids"][0]
+        pending = [p for p in pending if (p["key"], p["kind"]) not in by_name]
+
+    missing = [ref for ref in refs if (ref.id and ref.id not in found_ids)
+               or (not ref.id and (ref.name_key, ref.kind.value if ref.kind else None) not in by_name)]
+    if missing and create_missing and all(not ref.id for ref in missing):
+        created = upsert_entities_tx(tx, space, [EntityIn(kind=ref.kind or Kind.THING, name=ref.name) for ref in missing], at)
+        for ref, props in zip(missing, created):
+            by_name[(ref.name_key, ref.kind.value if ref.kind else None)] = props["id"]
+    elif missing:
+        names = ", ".join(sorted({ref.id or ref.name or "" for ref in missing}))
+        raise NotFound(f"no such entity in this space: {names}")
+    return [ref.id if ref.id else by_name[(ref.name_key, ref.kind.value if ref.kind else None)] for ref in refs]
+
+
+# -- observations ----------------------------------------------------------------------------
+
+ADD_OBSERVATIONS = """
+UNWIND $rows AS row
+MATCH (e:Entity {id: row.entity_id})
+MERGE (o:Observation {space: $space, current_key: row.key})
+ON CREATE SET o.id = row.id, o.entity_id = row.entity_id, o.text = row.text,
+              o.valid_from = row.valid_from, o.recorded_at = $now, o.vector_status = 'pending',
+              o.source = row.source, o.agent = row.agent, o.delegation_id = row.delegation_id
+MERGE (e)-[:HAS_OBSERVATION]->(o)
+WITH o, row
+OPTIONAL MATCH (old:Observation {id: row.supersedes})
+WHERE old.space = $space AND old.entity_id = row.entity_id AND old.id <> o.id AND old.valid_to IS NULL
+SET old.valid_to = o.valid_from, old.current_key = null, old.vector_status = 'pending'
+FOREACH (_ IN CASE WHEN old IS NULL THEN [] ELSE [1] END | MERGE (o)-[:SUPERSEDES]->(old))
+RETURN o {.*} AS observation
+"""
+
+
+def observation_key(entity_id: str, text: str) -> str:
+    return f"{entity_id}:{hashlib.sha256(normalise_name(text).encode()).hexdigest()[:32]}"
+
+
+def add_observations_tx(
+    tx: ManagedTransaction, space: str, observations: list[ObservationIn], at: datetime, *, create_missing: bool = False,
+) -> list[Observation]:
+    entity_ids = resolve_refs_tx(tx, space, [o.entity for o in observations], at, create_missing=create_missing)
+    rows = [
+        {"id": str(uuid.uuid4()), "entity_id": entity_id, "key": observation_key(entity_id, o.text), "text": o.text,
+         "valid_from": o.valid_from or at, "supersedes": o.supersedes, **o.provenance.model_dump()}
+        for o, entity_id in zip(observations, entity_ids)
+    ]
+    return [records.observation(row["observation"]) for row in tx.run(ADD_OBSERVATIONS, rows=rows, space=space, now=at).data()]
+
+
+RETRACT_OBSERVATIONS = """
+UNWIND $ids AS id
+MATCH (o:Observation {id: id})
+WHERE o.space = $space AND o.retracted_at IS NULL
+SET o.retracted_at = $now, o.current_key = null, o.vector_status = 'pending'
+RETURN o.id AS id
+"""
+
+RETRACT_OBSERVATIONS_BY_TEXT = """
+UNWIND $rows AS row
+MATCH (o:Observation {space: $space, current_key: row.key})
+SET o.retracted_at = $now, o.current_key = null, o.vector_status = 'pending'
+RETURN o.id AS id
+"""
+
+
+# -- relations -------------------------------------------------------------------------------
+
+LOCK_SOURCES = """
+UNWIND $ids AS id
+MATCH (s:Entity {id: id})
+WHERE s.space = $space
+SET s.updated_at = $now
+"""
+
+EXISTING_FACTS = """
+UNWIND $pairs AS pair
+MATCH (s:Entity {id: pair.source})-[r:$(pair.type)]->(t:Entity)
+WHERE r.retracted_at IS NULL AND r.space = $space
+RETURN pair.source AS source, pair.type AS type, r.id AS id, t.id AS target,
+       r.valid_from AS valid_from, r.valid_to AS valid_to
+"""
+
+CLOSE_FACTS = """
+UNWIND $closes AS c
+MATCH (:Entity {id: c.source})-[r:$(c.type)]->()
+WHERE r.id = c.id
+SET r.valid_to = c.valid_to
+"""
+
+CREATE_FACTS = """
+UNWIND $creates AS c
+MATCH (s:Entity {id: c.source}), (t:Entity {id: c.target})
+CREATE (s)-[r:$(c.type)]->(t)
+SET r = c.props
+"""
+
+READ_FACTS = """
+UNWIND $facts AS f
+MATCH (s:Entity {id: f.source})-[r:$(f.type)]->(t:Entity)
+WHERE r.id = f.id
+RETURN f.id AS id, r {.*} AS relation, type(r) AS type, s.id AS source_id, s.name AS source_name,
+       t.id AS target_id, t.name AS target_name
+"""
+
+
+def upsert_relations_tx(
+    tx: ManagedTransaction, space: str, relations: list[RelationIn], at: datetime, *, create_missing: bool = False,
+) -> list[Relation]:
+    refs = [ref for relation in relations for ref in (relation.source, relation.target)]
+    ids = resolve_refs_tx(tx, space, refs, at, create_missing=create_missing)
+    sources, targets = ids[0::2], ids[1::2]
+    # Writing to every source first locks it, so concurrent writers to one source queue up.
+    tx.run(LOCK_SOURCES, ids=sorted(set(sources)), space=space, now=at).consume()
+
+    types = [relation.canonical_type for relation in relations]
+    pairs = sorted({(source, rel_type) for source, rel_type in zip(sources, types)})
+    facts: dict[tuple[str, str], list[Fact]] = {pair: [] for pair in pairs}
+    for row in tx.run(EXISTING_FACTS, pairs=[{"source": s, "type": t} for s, t in pairs], space=space).data():
+        facts[(row["source"], row["type"])].append(
+            Fact(row["id"], row["target"], native(row["valid_from"]), native(row["valid_to"])))
+
+    closes: dict[str, dict[str, Any]] = {}
+    creates: list[dict[str, Any]] = []
+    result_ids: list[tuple[str, str, str]] = []  # (source, type, relation id) per input row
+    for relation, source, target, rel_type in zip(relations, sources, targets, types):
+        valid_from = relation.valid_from or at
+        known = facts[(source, rel_type)]
+        planner = plan_single_valued if rel_type in SINGLE_VALUED else plan_multi_valued
+        plan = planner(known, target, valid_from)
+        if plan.duplicate_of:
+            result_ids.append((source, rel_type, plan.duplicate_of))
+            continue
+        for fact_id, valid_to in plan.close.items():
+            closes[fact_id] = {"id": fact_id, "source": source, "type": rel_type, "valid_to": valid_to}
+        known[:] = [replace(f, valid_to=plan.close[f.id]) if f.id in plan.close else f for f in known]
+        new_id = str(uuid.uuid4())
+        known.append(Fact(new_id, target, valid_from, plan.incoming_valid_to))
+        creates.append({"source": source, "target": target, "type": rel_type, "props": {
+            "id": new_id, "space": space, "label": relation.type, "valid_from": valid_from,
+            "valid_to": plan.incoming_valid_to, "recorded_at": at, "weight": relation.weight,
+            **relation.provenance.model_dump(),
+        }})
+        result_ids.append((source, rel_type, new_id))
+
+    if closes:
+        tx.run(CLOSE_FACTS, closes=list(closes.values())).consume()
+    if creates:
+        tx.run(CREATE_FACTS, creates=creates).consume()
+    wanted = [{"source": s, "type": t, "id": i} for s, t, i in result_ids]
+    by_id = {row["id"]: records.relation_from_row(row) for row in tx.run(READ_FACTS, facts=wanted).data()}
+    return [by_id[i] for _, _, i in result_ids]
+
+
+RETRACT_RELATIONS = """
+UNWIND $rows AS row
+MATCH (s:Entity {id: row.source})-[r:$(row.type)]->(t:Entity {id: row.target})
+WHERE r.space = $space AND r.retracted_at IS NULL AND r.valid_to IS NULL
+SET r.retracted_at = $now
+RETURN r.id AS id
+"""
+
+
+def retract_relations_tx(tx: ManagedTransaction, space: str, relations: list[RelationIn], at: datetime) -> int:
+    refs = [ref for relation in relations for ref in (relation.source, relation.target)]
+    ids = resolve_refs_tx(tx, space, refs, at)
+    rows = [{"source": s, "target": t, "type": r.canonical_type} for r, s, t in zip(relations, ids[0::2], ids[1::2])]
+    return len(tx.run(RETRACT_RELATIONS, rows=rows, space=space, now=at).data())
+
+
+# -- deleting ----------------------------------------------------------------------------------
+
+RETRACT_ENTITY = """
+MATCH (e:Entity {id: $id})
+WHERE e.space = $space AND e.retracted_at IS NULL
+SET e.retracted_at = $now, e.updated_at = $now
+WITH e
+CALL (e) {
+  MATCH (e)-[r]-(:Entity) WHERE r.retracted_at IS NULL
+  SET r.retracted_at = $now
+  RETURN count(r) AS relations
+}
+CALL (e) {
+  MATCH (e)-[:HAS_OBSERVATION]->(o:Observation) WHERE o.retracted_at IS NULL
+  SET o.retracted_at = $now, o.current_key = null, o.vector_status = 'pending'
+  RETURN count(o) AS observations
+}
+RETURN e.id AS id, relations, observations
+"""
+
+DELETE_ENTITY = """
+MATCH (e:Entity {id: $id})
+WHERE e.space = $space
+CALL (e) {
+  OPTIONAL MATCH (e)-[:HAS_OBSERVATION]->(o:Observation)
+  WITH collect(o) AS observations
+  UNWIND observations AS o
+  WITH o, o.id AS observation_id
+  DETACH DELETE o
+  RETURN collect(observation_id) AS observation_ids
+}
+CALL (e) {
+  OPTIONAL MATCH (e)-[:HAS_REVISION]->(r:Revision)
+  WITH collect(r) AS revisions
+  UNWIND revisions AS r
+  DETACH DELETE r
+  RETURN count(*) AS revisions
+}
+CALL (e) {
+  OPTIONAL MATCH (e)-[r]-(:Entity)
+  RETURN count(r) AS relations
+}
+DETACH DELETE e
+RETURN observation_ids, revisions, relations
+"""
+
+MENTIONING_OBSERVATIONS = """
+CALL db.index.fulltext.queryNodes('observation_text', $phrase) YIELD node
+WHERE node.space = $space AND any(term IN $terms WHERE toLower(node.text) CONTAINS term)
+RETURN node.id AS id
+"""
+
+DELETE_OBSERVATIONS = """
+UNWIND $ids AS id
+MATCH (o:Observation {id: id})
+WHERE o.space = $space
+DETACH DELETE o
+"""
