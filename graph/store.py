@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 
 from neo4j import Driver
+from neo4j.exceptions import ConstraintError
 
 from graph import lucene, writes
 from graph.errors import InvalidInput, NotFound
@@ -68,7 +69,12 @@ class SpaceGraph(GraphReader):
         def unit(tx, chunk):
             return writes.upsert_entities_tx(tx, self.space, chunk, now())
 
-        return [entity_from(props) for props in self._write(entities, unit)]
+        try:
+            return [entity_from(props) for props in self._write(entities, unit)]
+        except ConstraintError as exc:
+            # MERGE on (space, kind, name) never collides; a caller-chosen id that is taken does.
+            taken = sorted(e.id for e in entities if e.id)
+            raise InvalidInput(f"entity id already in use: {', '.join(taken) or 'unknown'}; omit `id` to get a new one") from exc
 
     def add_observations(self, observations: Sequence[ObservationIn], *, create_missing: bool = False) -> list[Observation]:
         """Attach observations; the same current text on the same entity is stored once."""

@@ -137,3 +137,18 @@ def chroma_server() -> Iterator[tuple[str, int]]:
     process.terminate()
     process.wait(timeout=30)
     shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def graph_store(neo4j_driver, neo4j_server):
+    from graph.store import GraphStore
+
+    store = GraphStore(neo4j_driver, neo4j_server.database)
+    store.ensure_schema()
+    return store
+
+
+@pytest.fixture
+def graph(graph_store, space):
+    """The graph API bound to this test's own tenant."""
+    return graph_store.space(space)

@@ -1,0 +1,270 @@
+"""A guarded, read-only Cypher console for analysts.
+
+The guard does not parse Cypher itself: it asks Neo4j to plan the query with
+EXPLAIN (which runs nothing) and judges the plan. A query passes only when
+
+1. Neo4j can plan it (syntax errors, unknown procedures and functions, and
+   administration commands the server will not plan are refused with Neo4j's
+   own message);
+2. Neo4j classifies it as read-only (query type ``r``), which shuts out writes,
+   schema changes, administration commands and write/DBMS-mode procedures;
+3. no operator in the plan reaches outside the graph or beyond one read
+   transaction, because some of those are still of type ``r``: LOAD CSV, any
+   ``CALL … IN TRANSACTIONS``, ``SHOW TRANSACTIONS``/``SHOW SETTINGS``,
+   ``TERMINATE TRANSACTIONS``, a procedure not on the read-only allow-list, a
+   user-defined (plugin) function, or another database than the one asked for.
+
+A query that passes then runs in a READ-mode transaction (the server rejects
+any write there, a second line of defence) with a timeout and a row cap.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from neo4j import READ_ACCESS, Driver
+from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
+from neo4j.graph import Node, Path, Relationship
+from neo4j.spatial import Point
+from neo4j.time import Date, DateTime, Duration, Time
+from pydantic import BaseModel
+
+from graph.errors import CypherRefused, KgmemError, Neo4jUnavailable
+
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_MAX_ROWS = 1000
+
+# Procedures that only read the graph or its schema. Everything else is refused, even
+# when Neo4j calls it read-only: db.awaitIndexes blocks, db.resampleIndex,
+# db.prepareForReplanning and db.stats.* change server state, dbms.* describes the server.
+READ_ONLY_PROCEDURES = frozenset({
+    "db.labels",
+    "db.relationshipTypes",
+    "db.propertyKeys",
+    "db.schema.visualization",
+    "db.schema.nodeTypeProperties",
+    "db.schema.relTypeProperties",
+    "db.index.fulltext.queryNodes",
+    "db.index.fulltext.queryRelationships",
+    "db.index.vector.queryNodes",
+    "db.index.vector.queryRelationships",
+})
+
+# Namespaces of Neo4j's built-in functions; a namespaced call outside them is a
+# user-defined function from a plugin (apoc.*, …), which may read files or the network.
+BUILT_IN_FUNCTION_NAMESPACES = frozenset({
+    "date", "datetime", "localdatetime", "localtime", "time", "duration", "point", "vector",
+})
+
+# Plan operators that can appear in a query Neo4j still classifies as read-only.
+REFUSED_OPERATORS: dict[str, str] = {
+    "LoadCSV": "LOAD CSV reads files and URLs from the server",
+    "TransactionApply": "CALL { … } IN TRANSACTIONS commits batches of its own, outside the guarded read transaction",
+    "TransactionForeach": "CALL { … } IN TRANSACTIONS commits batches of its own, outside the guarded read transaction",
+    "ShowTransactions": "SHOW TRANSACTIONS exposes other sessions' queries and parameters",
+    "TerminateTransactions": "TERMINATE TRANSACTIONS stops other sessions' work",
+    "ShowSettings": "SHOW SETTINGS exposes the server's configuration",
+}
+# Commands (SHOW …) that only describe the schema and the callable catalogue.
+ALLOWED_COMMANDS = frozenset({"ShowIndexes", "ShowConstraints", "ShowFunctions", "ShowProcedures"})
+
+QUERY_TYPES = {
+    "w": "writes to the graph",
+    "rw": "reads and writes the graph",
+    "s": "changes the schema, administers the server or calls a DBMS procedure",
+}
+ADMINISTRATION_ERRORS = frozenset({
+    "Neo.ClientError.Statement.UnsupportedAdministrationCommand",
+    "Neo.ClientError.Statement.NotSystemDatabaseError",
+})
+
+_EXPLAIN = "EXPLAIN\n"  # on a line of its own, so Neo4j's columns match the analyst's text
+_POSITION = re.compile(r"\(line (\d+), column (\d+) \(offset: (\d+)\)\)")
+_PROCEDURE_NAME = re.compile(r"\s*([\w.]+)\s*\(")
+_FUNCTION_CALL = re.compile(r"\b([A-Za-z_]\w*)(?:\.[A-Za-z_]\w*)+\s*\(")
+
+
+class CypherFailed(KgmemError):
+    """The guard allowed the query, but Neo4j stopped it: timeout or a runtime error."""
+
+
+@dataclass(frozen=True)
+class Explained:
+    """What Neo4j's plan says about a query the guard accepted."""
+
+    query_type: str
+    operators: tuple[str, ...]
+    notices: tuple[str, ...]
+
+
+class CypherResult(BaseModel):
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    truncated: bool  # more rows existed than max_rows
+    elapsed_ms: float  # wall time, the guard's EXPLAIN included
+    notices: list[str] = []  # Neo4j's planning notifications (unknown property, deprecation, …)
+
+
+def check_read_only(
+    driver: Driver, query: str, params: Mapping[str, Any] | None = None, *, database: str = "neo4j"
+) -> Explained:
+    """Plan `query` with EXPLAIN and raise CypherRefused unless it is safe to run read-only."""
+    if not query.strip():
+        raise CypherRefused("refused: the query is empty")
+    try:
+        with driver.session(database=database, default_access_mode=READ_ACCESS) as session:
+            summary = session.run(_EXPLAIN + query, dict(params or {})).consume()
+    except (ServiceUnavailable, SessionExpired) as exc:
+        raise Neo4jUnavailable(f"Neo4j is unreachable: {exc}") from exc
+    except Neo4jError as exc:
+        raise _planning_refusal(exc) from exc
+
+    if summary.query_type != "r":
+        doing = QUERY_TYPES.get(summary.query_type or "", f"is of query type {summary.query_type!r}")
+        raise CypherRefused(f"refused: kgmem cypher only runs read-only queries, and this one {doing}")
+    if summary.plan is None:
+        raise CypherRefused("refused: Neo4j returned no plan to check the query against")
+    operators = tuple(_operators(summary.plan))
+    for operator in operators:
+        _check_operator(operator, database)
+    notices = tuple(
+        status.status_description for status in summary.gql_status_objects if status.is_notification
+    )
+    return Explained(summary.query_type, tuple(op["operatorType"] for op in operators), notices)
+
+
+def run_read_only(
+    driver: Driver,
+    query: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    database: str = "neo4j",
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> CypherResult:
+    """Run `query` once the guard accepts it: READ mode, `timeout_s`, at most `max_rows` rows."""
+    started = time.perf_counter()
+    explained = check_read_only(driver, query, params, database=database)
+    rows: list[dict[str, Any]] = []
+    truncated = False
+    try:
+        # Notifications were already collected from the plan; off here so they are not logged twice.
+        with driver.session(
+            database=database, default_access_mode=READ_ACCESS, notifications_min_severity="OFF"
+        ) as session:
+            with session.begin_transaction(timeout=timeout_s) as tx:
+                result = tx.run(query, dict(params or {}))
+                columns = list(result.keys())
+                for record in result:  # streams: only max_rows + 1 records are ever pulled
+                    if len(rows) == max_rows:
+                        truncated = True
+                        break
+                    rows.append({key: to_json_value(value) for key, value in record.items()})
+    except (ServiceUnavailable, SessionExpired) as exc:
+        raise Neo4jUnavailable(f"Neo4j is unreachable: {exc}") from exc
+    except Neo4jError as exc:
+        if "TransactionTimedOut" in (exc.code or ""):
+            raise CypherFailed(f"the query ran longer than its {timeout_s:g} s time limit and was stopped") from exc
+        raise CypherFailed(f"Neo4j stopped the query: {_first_line(exc)}") from exc
+    return CypherResult(
+        columns=columns, rows=rows, truncated=truncated,
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 1), notices=list(explained.notices),
+    )
+
+
+def to_json_value(value: Any) -> Any:
+    """A Neo4j value as plain JSON-friendly Python: nodes, relationships and paths as maps, times as ISO 8601."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Node):
+        return {
+            "element_id": value.element_id, "labels": sorted(value.labels),
+            "properties": {key: to_json_value(item) for key, item in value.items()},
+        }
+    if isinstance(value, Relationship):
+        return {
+            "element_id": value.element_id, "type": value.type,
+            "start": value.start_node.element_id if value.start_node else None,
+            "end": value.end_node.element_id if value.end_node else None,
+            "properties": {key: to_json_value(item) for key, item in value.items()},
+        }
+    if isinstance(value, Path):
+        return {
+            "nodes": [to_json_value(node) for node in value.nodes],
+            "relationships": [to_json_value(rel) for rel in value.relationships],
+        }
+    if isinstance(value, (DateTime, Date, Time, Duration)):
+        return value.iso_format()
+    if isinstance(value, Point):
+        return {"srid": value.srid, "coordinates": list(value)}
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, Mapping):
+        return {str(key): to_json_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_value(item) for item in value]
+    return str(value)
+
+
+def called_functions(details: str) -> set[str]:
+    """The namespaces of namespaced function calls in a plan operator's Details (lower-cased)."""
+    return {match.group(1).lower() for match in _FUNCTION_CALL.finditer(details)}
+
+
+def _operators(plan: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    yield plan
+    for child in plan.get("children", []):
+        yield from _operators(child)
+
+
+def _check_operator(operator: Mapping[str, Any], database: str) -> None:
+    name, _, graph = str(operator.get("operatorType", "")).partition("@")
+    details = str(operator.get("args", {}).get("Details", ""))
+    if graph and graph != database:
+        raise CypherRefused(f"refused: the query reaches the database {graph!r}; kgmem cypher reads only {database!r}")
+    if name in REFUSED_OPERATORS:
+        raise CypherRefused(f"refused: {REFUSED_OPERATORS[name]}")
+    if name.startswith(("Show", "Terminate")) and name not in ALLOWED_COMMANDS:
+        raise CypherRefused(f"refused: the command behind the {name} operator is not allowed in kgmem cypher")
+    if name == "ProcedureCall":
+        match = _PROCEDURE_NAME.match(details)
+        procedure = match.group(1) if match else "(unnamed)"
+        if procedure not in READ_ONLY_PROCEDURES:
+            raise CypherRefused(
+                f"refused: procedure {procedure} is not allowed; kgmem cypher calls only these read-only "
+                f"procedures: {', '.join(sorted(READ_ONLY_PROCEDURES))}"
+            )
+        details = details[match.end():] if match else details  # its arguments may still call functions
+    plugins = called_functions(details) - BUILT_IN_FUNCTION_NAMESPACES
+    if plugins:
+        raise CypherRefused(
+            f"refused: user-defined functions ({', '.join(sorted(plugins))}.*) may reach outside the graph"
+        )
+
+
+def _planning_refusal(exc: Neo4jError) -> CypherRefused:
+    message = _POSITION.sub(_position_in_query, _first_line(exc))
+    if exc.code in ADMINISTRATION_ERRORS:
+        return CypherRefused(f"refused: administration commands are not allowed in kgmem cypher ({message})")
+    if (exc.code or "").startswith("Neo.ClientError."):
+        return CypherRefused(f"invalid query: {message}")
+    return CypherRefused(f"refused: Neo4j could not plan the query: {message}")
+
+
+def _position_in_query(match: re.Match[str]) -> str:
+    """A position in the EXPLAIN-prefixed text, counted in the analyst's own query."""
+    line, column, offset = (int(group) for group in match.groups())
+    if line < 2:  # on the EXPLAIN line, not inside the analyst's text
+        return match.group(0)
+    return f"(line {line - 1}, column {column} (offset: {offset - len(_EXPLAIN)}))"
+
+
+def _first_line(exc: Neo4jError) -> str:
+    """Neo4j's message without the query it echoes below the first line."""
+    lines = (exc.message or str(exc)).strip().splitlines()
+    return lines[0] if lines else exc.code or type(exc).__name__
