@@ -39,10 +39,11 @@ def plan_single_valued(existing: list[Fact], target: str, valid_from: datetime) 
     later_starts = [fact.valid_from for fact in existing if fact.valid_from > valid_from]
     incoming_valid_to = min(later_starts) if later_starts else None
 
+    # Equal start times: the write that arrives later wins, and the other keeps a zero-length span.
     close = {
         fact.id: valid_from
         for fact in existing
-        if fact.valid_from < valid_from and (fact.valid_to is None or fact.valid_to > valid_from)
+        if fact.valid_from <= valid_from and (fact.valid_to is None or fact.valid_to > valid_from)
     }
     return Plan(incoming_valid_to=incoming_valid_to, close=close)
 

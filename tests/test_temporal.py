@@ -56,6 +56,13 @@ def test_a_value_that_was_true_before_but_is_not_now_is_not_a_duplicate():
     assert plan.close == {"b": day(6)}
 
 
+def test_a_different_value_with_the_same_start_time_wins():
+    current = Fact("f1", "alice", day(4))
+    plan = plan_single_valued([current], "bob", day(4))
+    assert plan.close == {"f1": day(4)}
+    assert plan.incoming_valid_to is None
+
+
 def test_multi_valued_relations_only_deduplicate_current_facts():
     facts = [Fact("a", "pandas", day(1)), Fact("b", "spark", day(1), valid_to=day(3))]
     assert plan_multi_valued(facts, "pandas", day(5)) == Plan(duplicate_of="a")
