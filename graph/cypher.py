@@ -132,9 +132,10 @@ def check_read_only(
     operators = tuple(_operators(summary.plan))
     for operator in operators:
         _check_operator(operator, database)
-    notices = tuple(
+    # Neo4j repeats a notification for each place it applies to; one of each is enough.
+    notices = tuple(dict.fromkeys(
         status.status_description for status in summary.gql_status_objects if status.is_notification
-    )
+    ))
     return Explained(summary.query_type, tuple(op["operatorType"] for op in operators), notices)
 
 
@@ -170,7 +171,7 @@ def run_read_only(
     except Neo4jError as exc:
         if "TransactionTimedOut" in (exc.code or ""):
             raise CypherFailed(f"the query ran longer than its {timeout_s:g} s time limit and was stopped") from exc
-        raise CypherFailed(f"Neo4j stopped the query: {_first_line(exc)}") from exc
+        raise CypherFailed(f"Neo4j stopped the query: {_message(exc)}") from exc
     return CypherResult(
         columns=columns, rows=rows, truncated=truncated,
         elapsed_ms=round((time.perf_counter() - started) * 1000, 1), notices=list(explained.notices),
@@ -248,7 +249,7 @@ def _check_operator(operator: Mapping[str, Any], database: str) -> None:
 
 
 def _planning_refusal(exc: Neo4jError) -> CypherRefused:
-    message = _POSITION.sub(_position_in_query, _first_line(exc))
+    message = _POSITION.sub(_position_in_query, _message(exc))
     if exc.code in ADMINISTRATION_ERRORS:
         return CypherRefused(f"refused: administration commands are not allowed in kgmem cypher ({message})")
     if (exc.code or "").startswith("Neo.ClientError."):
@@ -264,7 +265,12 @@ def _position_in_query(match: re.Match[str]) -> str:
     return f"(line {line - 1}, column {column} (offset: {offset - len(_EXPLAIN)}))"
 
 
-def _first_line(exc: Neo4jError) -> str:
-    """Neo4j's message without the query it echoes below the first line."""
-    lines = (exc.message or str(exc)).strip().splitlines()
-    return lines[0] if lines else exc.code or type(exc).__name__
+def _message(exc: Neo4jError) -> str:
+    """Neo4j's message on one line, without the query it echoes (in quotes, under a caret line)."""
+    lines: list[str] = []
+    for line in (exc.message or str(exc)).splitlines():
+        if line.startswith('"'):
+            break
+        if line.strip():
+            lines.append(line.strip())
+    return " ".join(lines) or exc.code or type(exc).__name__

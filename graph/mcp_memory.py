@@ -135,6 +135,7 @@ def _names(names: Sequence[str]) -> list[str]:
 ENTITIES_BY_NAME = """
 UNWIND $keys AS key
 MATCH (e:Entity {space: $space, name_key: key})
+USING INDEX e:Entity(space, name_key)
 WHERE e.retracted_at IS NULL
 RETURN key, e.id AS id, e.name AS name, coalesce(e.entity_type, e.kind) AS entity_type, e.kind AS kind
 ORDER BY key, e.kind, e.id
@@ -148,16 +149,20 @@ RETURN ref.key AS key, e.id AS id, e.name AS name, coalesce(e.entity_type, e.kin
 ORDER BY key, e.kind, e.id
 """
 
+# Hints pin the index seeks: planned on a small or empty database, Neo4j would scan the tenant instead.
+
 # Current observations, oldest first (the order they were recorded, then their stamped valid_from).
 CURRENT_OBSERVATIONS = """
 UNWIND $ids AS id
 MATCH (e:Entity {id: id})-[:HAS_OBSERVATION]->(o:Observation)
+USING INDEX e:Entity(id)
 WHERE e.space = $space AND o.space = $space AND o.valid_to IS NULL AND o.retracted_at IS NULL
 WITH id, o ORDER BY o.recorded_at, o.valid_from, o.id
 RETURN id, collect(o.text) AS texts
 """
 
 _RELATION_FILTER = """
+USING INDEX a:Entity(id)
 WHERE a.space = $space AND r.space = $space AND NOT type(r) IN ['HAS_OBSERVATION', 'HAS_REVISION']
   AND r.valid_to IS NULL AND r.retracted_at IS NULL AND b.retracted_at IS NULL
 """

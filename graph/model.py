@@ -32,6 +32,7 @@ ATTRIBUTE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 RESERVED_PROPERTIES = frozenset({
     "id", "space", "kind", "entity_type", "name", "name_key", "aliases", "alias_keys", "summary",
     "created_at", "updated_at", "retracted_at", "source", "agent", "delegation_id",
+    "vector_status", "pending_since", "current_key",
 })
 
 

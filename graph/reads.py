@@ -99,6 +99,14 @@ RETURN e {{.*}} AS entity, max(score) AS score
 """
 
 
+# Candidates share a word with the text; the exact check (name or alias inside the text) is in Python.
+MENTION_CANDIDATES = f"""
+CALL db.index.fulltext.queryNodes('entity_text', $query, {{limit: $candidates}}) YIELD node AS e, score
+WHERE e.space = $space AND e.kind <> 'Memory' AND {_entity_visible('e')}
+RETURN e {{.*}} AS entity, score
+"""
+
+
 def _neighbourhood_query(depth: int) -> str:
     # Quantified path bounds must be literals; depth comes from the fixed range 1..MAX_DEPTH.
     return f"""
@@ -210,6 +218,25 @@ class GraphReader:
         if not rows and lucene.phrase(key):
             rows = self._rows(FIND_BY_ALIAS, query=lucene.in_space(self.space, lucene.phrase(key)), **params)
         return [records.entity(row["entity"]) for row in rows]
+
+    def mentioned_in(self, text: str, *, limit: int = 20, known_at: datetime | None = None) -> list[Entity]:
+        """Entities whose name or an alias occurs in `text` as whole words, longest names first."""
+        terms = lucene.any_terms(text)
+        if not terms:
+            return []
+        padded = f" {' '.join(lucene.tokens(text))} "
+        rows = self._rows(MENTION_CANDIDATES, query=lucene.in_space(self.space, terms),
+                          candidates=max(limit * 10, 100), known_at=known_at)
+        found = []
+        for row in rows:
+            entity = records.entity(row["entity"])
+            names = [entity.name, *entity.aliases]
+            phrases = [" ".join(lucene.tokens(name)) for name in names]
+            best = max((len(p) for p in phrases if p and f" {p} " in padded), default=0)
+            if best:
+                found.append((best, entity))
+        found.sort(key=lambda pair: (-pair[0], pair[1].name.casefold()))
+        return [entity for _, entity in found[:limit]]
 
     def list_entities(
         self, *, kinds: list[Kind] | None = None, updated_since: datetime | None = None,

@@ -10,7 +10,7 @@ from neo4j.time import Date, DateTime, Duration, Time
 from graph.model import RESERVED_PROPERTIES, Entity, Observation, Provenance, Relation, Revision
 
 # Bookkeeping properties that are neither fields nor attributes.
-_INTERNAL = frozenset({"current_key", "lock_seq"})
+_INTERNAL = frozenset({"current_key", "vector_status", "pending_since"})
 
 
 def native(value: Any) -> Any:

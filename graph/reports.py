@@ -138,7 +138,7 @@ WITH dimension, value, count(*) AS delegations,
 RETURN dimension, value, delegations, succeeded, failed, cancelled, open,
        CASE WHEN succeeded + failed = 0 THEN null
             ELSE round(toFloat(succeeded) / (succeeded + failed), 3) END AS success_rate
-ORDER BY dimension, success_rate DESC, value""",
+ORDER BY dimension, coalesce(success_rate, -1.0) DESC, value""",
     parameters=(SPACE, _since("delegations created")),
 )
 
@@ -157,7 +157,7 @@ WITH p,
      COLLECT {
        MATCH (l:Lesson)-[r:APPLIES_TO]->(p)
        WHERE l.retracted_at IS NULL AND r.valid_to IS NULL AND r.retracted_at IS NULL
-       RETURN l.id
+       RETURN DISTINCT l.id
      } AS applying,
      COLLECT {
        MATCH (l:Lesson)-[r:LEARNED_FROM]->(d:Delegation)-[w:PART_OF]->(p)

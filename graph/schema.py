@@ -23,7 +23,9 @@ INDEXES = [
     "CREATE INDEX entity_space_updated IF NOT EXISTS FOR (e:Entity) ON (e.space, e.updated_at)",
     "CREATE INDEX entity_space IF NOT EXISTS FOR (e:Entity) ON (e.space)",
     "CREATE INDEX observation_space_recorded IF NOT EXISTS FOR (o:Observation) ON (o.space, o.recorded_at)",
-    "CREATE INDEX observation_space_vector IF NOT EXISTS FOR (o:Observation) ON (o.space, o.vector_status)",
+    # The vector sync looks for pending items across all tenants.
+    "CREATE INDEX observation_vector_status IF NOT EXISTS FOR (o:Observation) ON (o.vector_status)",
+    "CREATE INDEX entity_vector_status IF NOT EXISTS FOR (e:Entity) ON (e.vector_status)",
     # `space` is indexed too so that queries can require the tenant inside Lucene (see graph/lucene.py).
     "CREATE FULLTEXT INDEX entity_text IF NOT EXISTS FOR (e:Entity) ON EACH [e.name, e.aliases, e.summary, e.space]",
     "CREATE FULLTEXT INDEX observation_text IF NOT EXISTS FOR (o:Observation) ON EACH [o.text, o.space]",

@@ -27,6 +27,7 @@ class Kind(StrEnum):
     INCIDENT = "Incident"
     DECISION = "Decision"
     PERSON = "Person"
+    MEMORY = "Memory"  # a free-text memory from mem0; its name is the mem0 id, its summary the text
     THING = "Thing"  # free-form entities: the agent's own type string is kept in `entity_type`
 
 

@@ -60,7 +60,14 @@ WITH e, row, before,
 SET e.aliases = e.aliases + [i IN fresh | row.aliases[i]],
     e.alias_keys = e.alias_keys + [i IN fresh | row.alias_keys[i]]
 SET e += row.attributes
-RETURN e {.*} AS entity, before, e.created_at = $now AS created
+RETURN e {.*} AS entity, before, e.created_at = $now AS created, size(fresh) AS new_aliases
+"""
+
+# What recall embeds changed: the vector follows after commit (see memory/sync.py).
+MARK_ENTITIES_PENDING = """
+UNWIND $ids AS id
+MATCH (e:Entity {id: id})
+SET e.vector_status = 'pending', e.pending_since = $now
 """
 
 CREATE_REVISIONS = """
@@ -104,14 +111,19 @@ def upsert_entities_tx(tx: ManagedTransaction, space: str, entities: list[Entity
     rows = _merge_duplicates([_entity_row(entity) for entity in entities])
     result = tx.run(UPSERT_ENTITIES, rows=rows, space=space, now=at).data()
     revisions = []
+    pending = []
     for row, written in zip(rows, result):
         changes = _changes(native(written["before"]), row, created=written["created"])
+        if written["created"] or "summary" in changes or written["new_aliases"]:
+            pending.append(written["entity"]["id"])
         if changes:
             revisions.append({"id": str(uuid.uuid4()), "entity_id": written["entity"]["id"],
                               "changes": json.dumps(changes, default=str, sort_keys=True),
                               "source": row["source"], "agent": row["agent"], "delegation_id": row["delegation_id"]})
     if revisions:
         tx.run(CREATE_REVISIONS, revisions=revisions, space=space, now=at).consume()
+    if pending:
+        tx.run(MARK_ENTITIES_PENDING, ids=pending, now=at).consume()
     by_key = {(w["entity"]["kind"], w["entity"]["name_key"]): w["entity"] for w in result}
     return [by_key[(r["kind"], r["name_key"])] for r in [_entity_row(e) for e in entities]]
 
@@ -199,13 +211,13 @@ UNWIND $rows AS row
 MATCH (e:Entity {id: row.entity_id})
 MERGE (o:Observation {space: $space, current_key: row.key})
 ON CREATE SET o.id = row.id, o.entity_id = row.entity_id, o.text = row.text,
-              o.valid_from = row.valid_from, o.recorded_at = $now, o.vector_status = 'pending',
+              o.valid_from = row.valid_from, o.recorded_at = $now, o.vector_status = 'pending', o.pending_since = $now,
               o.source = row.source, o.agent = row.agent, o.delegation_id = row.delegation_id
 MERGE (e)-[:HAS_OBSERVATION]->(o)
 WITH o, row
 OPTIONAL MATCH (old:Observation {id: row.supersedes})
 WHERE old.space = $space AND old.entity_id = row.entity_id AND old.id <> o.id AND old.valid_to IS NULL
-SET old.valid_to = o.valid_from, old.current_key = null, old.vector_status = 'pending'
+SET old.valid_to = o.valid_from, old.current_key = null, old.vector_status = 'pending', old.pending_since = $now
 FOREACH (_ IN CASE WHEN old IS NULL THEN [] ELSE [1] END | MERGE (o)-[:SUPERSEDES]->(old))
 RETURN o {.*} AS observation
 """
@@ -231,14 +243,14 @@ RETRACT_OBSERVATIONS = """
 UNWIND $ids AS id
 MATCH (o:Observation {id: id})
 WHERE o.space = $space AND o.retracted_at IS NULL
-SET o.retracted_at = $now, o.current_key = null, o.vector_status = 'pending'
+SET o.retracted_at = $now, o.current_key = null, o.vector_status = 'pending', o.pending_since = $now
 RETURN o.id AS id
 """
 
 RETRACT_OBSERVATIONS_BY_TEXT = """
 UNWIND $rows AS row
 MATCH (o:Observation {space: $space, current_key: row.key})
-SET o.retracted_at = $now, o.current_key = null, o.vector_status = 'pending'
+SET o.retracted_at = $now, o.current_key = null, o.vector_status = 'pending', o.pending_since = $now
 RETURN o.id AS id
 """
 
@@ -352,7 +364,7 @@ def retract_relations_tx(tx: ManagedTransaction, space: str, relations: list[Rel
 RETRACT_ENTITY = """
 MATCH (e:Entity {id: $id})
 WHERE e.space = $space AND e.retracted_at IS NULL
-SET e.retracted_at = $now, e.updated_at = $now
+SET e.retracted_at = $now, e.updated_at = $now, e.vector_status = 'pending', e.pending_since = $now
 WITH e
 CALL (e) {
   MATCH (e)-[r]-(:Entity) WHERE r.retracted_at IS NULL
@@ -361,7 +373,7 @@ CALL (e) {
 }
 CALL (e) {
   MATCH (e)-[:HAS_OBSERVATION]->(o:Observation) WHERE o.retracted_at IS NULL
-  SET o.retracted_at = $now, o.current_key = null, o.vector_status = 'pending'
+  SET o.retracted_at = $now, o.current_key = null, o.vector_status = 'pending', o.pending_since = $now
   RETURN count(o) AS observations
 }
 RETURN e.id AS id, relations, observations

@@ -1,0 +1,161 @@
+"""The vector index: one Chroma collection per embedding model, items of every type in it.
+
+Why one collection rather than one per type or per tenant: recall ranks
+observations, lessons, entities and free-text memories against each other in
+a single kNN call, and a collection is tied to exactly one model, which is what
+makes `kgmem reindex` a clean swap. Tenancy and type are metadata filters
+(`space` is always one of them), and so are kind, project, agent and validity.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from chromadb.api import ClientAPI
+from chromadb.api.models.Collection import Collection
+
+from graph.errors import KgmemError
+
+OPEN_END = 253402300799.0  # 9999-12-31T23:59:59Z: `valid_to` of a fact that is still true
+COLLECTION_PREFIX = "kgmem"
+
+
+class ModelMismatch(KgmemError):
+    """The collection holds vectors from another embedding model."""
+
+
+@dataclass(frozen=True)
+class VectorItem:
+    id: str  # "obs:<id>", "ent:<id>", "mem:<id>"
+    space: str
+    type: str  # observation, entity, memory
+    text: str
+    entity_id: str
+    kind: str
+    valid_from: float
+    valid_to: float = OPEN_END
+    agent: str = ""
+    delegation_id: str = ""
+    project_id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "space": self.space, "type": self.type, "entity_id": self.entity_id, "kind": self.kind,
+            "valid_from": self.valid_from, "valid_to": self.valid_to, "agent": self.agent,
+            "delegation_id": self.delegation_id, "project_id": self.project_id, **self.extra,
+        }
+
+
+@dataclass(frozen=True)
+class VectorHit:
+    id: str
+    distance: float
+    metadata: dict[str, Any]
+    text: str
+
+    @property
+    def similarity(self) -> float:
+        return 1.0 - self.distance  # cosine distance -> cosine similarity
+
+
+def collection_name(model: str, dimension: int) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")[:40]
+    return f"{COLLECTION_PREFIX}-{slug}-{dimension}"
+
+
+def timestamp(value: datetime | None) -> float:
+    return value.timestamp() if value else OPEN_END
+
+
+class VectorIndex:
+    """Vectors for one embedding model, with the model recorded in the collection's metadata."""
+
+    def __init__(self, client: ClientAPI, model: str, dimension: int) -> None:
+        self.client = client
+        self.model = model
+        self.dimension = dimension
+        self.collection = self._open()
+
+    def _open(self) -> Collection:
+        name = collection_name(self.model, self.dimension)
+        collection = self.client.get_or_create_collection(
+            name, metadata={"hnsw:space": "cosine", "embedding_model": self.model, "dimension": self.dimension},
+            embedding_function=None,
+        )
+        recorded = collection.metadata or {}
+        if recorded.get("embedding_model") != self.model or int(recorded.get("dimension", -1)) != self.dimension:
+            raise ModelMismatch(
+                f"Chroma collection {name} holds vectors from {recorded.get('embedding_model')!r} "
+                f"({recorded.get('dimension')} dimensions), not {self.model!r} ({self.dimension}); "
+                "run `kgmem reindex --full` to rebuild it"
+            )
+        return collection
+
+    def upsert(self, items: Sequence[VectorItem], vectors: Sequence[Sequence[float]]) -> None:
+        if not items:
+            return
+        self.collection.upsert(
+            ids=[item.id for item in items], embeddings=[list(v) for v in vectors],
+            documents=[item.text for item in items], metadatas=[item.metadata() for item in items],
+        )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            self.collection.delete(ids=list(ids))
+
+    def query(
+        self, vector: Sequence[float], *, space: str, k: int = 50, types: Sequence[str] | None = None,
+        kinds: Sequence[str] | None = None, project_id: str | None = None, agent: str | None = None,
+        at: float | None = None,
+    ) -> list[VectorHit]:
+        """Nearest items in one space, valid at `at` (default: currently valid)."""
+        conditions: list[dict[str, Any]] = [{"space": space}]
+        if types:
+            conditions.append({"type": {"$in": list(types)}})
+        if kinds:
+            conditions.append({"kind": {"$in": list(kinds)}})
+        if project_id:
+            conditions.append({"project_id": project_id})
+        if agent:
+            conditions.append({"agent": agent})
+        if at is None:
+            conditions.append({"valid_to": OPEN_END})
+        else:
+            conditions += [{"valid_from": {"$lte": at}}, {"valid_to": {"$gt": at}}]
+        where = conditions[0] if len(conditions) == 1 else {"$and": conditions}
+        result = self.collection.query(
+            query_embeddings=[list(vector)], n_results=k, where=where,
+            include=["distances", "metadatas", "documents"],
+        )
+        return [
+            VectorHit(id=i, distance=d, metadata=m or {}, text=t or "")
+            for i, d, m, t in zip(result["ids"][0], result["distances"][0], result["metadatas"][0], result["documents"][0])
+        ]
+
+    def ids_in(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        return set(self.collection.get(ids=list(ids), include=[])["ids"])
+
+    def all_ids(self, batch: int = 5000) -> list[str]:
+        found: list[str] = []
+        offset = 0
+        while True:
+            page = self.collection.get(include=[], limit=batch, offset=offset)["ids"]
+            found += page
+            if len(page) < batch:
+                return found
+            offset += batch
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def drop(self) -> None:
+        """Delete this model's collection (for `reindex --full`)."""
+        self.client.delete_collection(self.collection.name)
+        self.collection = self._open()

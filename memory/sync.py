@@ -1,0 +1,233 @@
+"""Keeping Chroma consistent with Neo4j, which is the truth.
+
+Writes commit to Neo4j first, marking what changed `vector_status = 'pending'`.
+Vectors follow: `process_pending` embeds the pending items and upserts (or, for
+retracted ones, deletes) their vectors, then marks them `indexed`, but only if
+they did not change again meanwhile (`pending_since` is compared). A crash
+between the two steps leaves items pending; the reconciler, which runs at
+start-up and as `kgmem reindex`, finishes them and repairs vectors that are
+missing or that no longer have an item behind them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from neo4j import Driver
+
+from graph.records import native
+from memory.embedder import Embedder
+from memory.index import OPEN_END, VectorIndex, VectorItem, timestamp
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int | None], None]  # (done, total or None)
+BATCH = 256
+
+_PROJECT_OF = """
+CALL (e) {
+  OPTIONAL MATCH (e)-[:PART_OF|APPLIES_TO|LEADS_ANALYSIS_FOR]->{1,2}(p:Project)
+  RETURN CASE WHEN e:Project THEN e.id ELSE min(p.id) END AS project_id
+}
+"""
+
+PENDING_OBSERVATIONS = f"""
+MATCH (o:Observation {{vector_status: 'pending'}})
+WHERE $space IS NULL OR o.space = $space
+WITH o ORDER BY o.pending_since LIMIT $limit
+MATCH (e:Entity)-[:HAS_OBSERVATION]->(o)
+{_PROJECT_OF}
+RETURN o.id AS id, o.space AS space, o.text AS text, o.valid_from AS valid_from, o.valid_to AS valid_to,
+       o.retracted_at AS retracted_at, o.pending_since AS pending_since, o.agent AS agent,
+       o.delegation_id AS delegation_id, e.id AS entity_id, e.kind AS kind, project_id
+"""
+
+PENDING_ENTITIES = f"""
+MATCH (e:Entity {{vector_status: 'pending'}})
+WHERE $space IS NULL OR e.space = $space
+WITH e ORDER BY e.pending_since LIMIT $limit
+{_PROJECT_OF}
+RETURN e.id AS id, e.space AS space, e.name AS name, e.entity_type AS entity_type, e.aliases AS aliases,
+       e.summary AS summary, e.created_at AS valid_from, e.retracted_at AS retracted_at,
+       e.pending_since AS pending_since, e.agent AS agent, e.delegation_id AS delegation_id,
+       e.id AS entity_id, e.kind AS kind, project_id
+"""
+
+MARK_OBSERVATIONS_INDEXED = """
+UNWIND $done AS d
+MATCH (o:Observation {id: d.id})
+WHERE o.pending_since = d.since
+SET o.vector_status = 'indexed'
+REMOVE o.pending_since
+"""
+
+MARK_ENTITIES_INDEXED = """
+UNWIND $done AS d
+MATCH (e:Entity {id: d.id})
+WHERE e.pending_since = d.since
+SET e.vector_status = 'indexed'
+REMOVE e.pending_since
+"""
+
+INDEXED_OBSERVATION_IDS = """
+MATCH (o:Observation {vector_status: 'indexed'})
+WHERE o.retracted_at IS NULL AND o.id > $after
+RETURN o.id AS id ORDER BY o.id LIMIT $limit
+"""
+
+INDEXED_ENTITY_IDS = """
+MATCH (e:Entity {vector_status: 'indexed'})
+WHERE e.retracted_at IS NULL AND e.id > $after
+RETURN e.id AS id ORDER BY e.id LIMIT $limit
+"""
+
+MARK_OBSERVATIONS_PENDING = """
+UNWIND $ids AS id
+MATCH (o:Observation {id: id})
+SET o.vector_status = 'pending', o.pending_since = datetime()
+"""
+
+MARK_ENTITIES_PENDING = """
+UNWIND $ids AS id
+MATCH (e:Entity {id: id})
+SET e.vector_status = 'pending', e.pending_since = datetime()
+"""
+
+EXISTING_OBSERVATIONS = "UNWIND $ids AS id MATCH (o:Observation {id: id}) WHERE o.retracted_at IS NULL RETURN o.id AS id"
+EXISTING_ENTITIES = "UNWIND $ids AS id MATCH (e:Entity {id: id}) WHERE e.retracted_at IS NULL RETURN e.id AS id"
+
+COUNT_PENDING = """
+CALL () { MATCH (o:Observation {vector_status: 'pending'}) RETURN count(o) AS observations }
+CALL () { MATCH (e:Entity {vector_status: 'pending'}) RETURN count(e) AS entities }
+RETURN observations + entities AS pending
+"""
+
+
+def entity_text(row: dict[str, Any]) -> str:
+    """What recall matches an entity by: its type, name, aliases and summary."""
+    if row["kind"] == "Memory":  # a mem0 memory: its name is an id, only the text means anything
+        return row.get("summary") or ""
+    text = f"{row.get('entity_type') or row['kind']}: {row['name']}"
+    if row.get("aliases"):
+        text += f" (also: {', '.join(row['aliases'])})"
+    if row.get("summary"):
+        text += f". {row['summary']}"
+    return text
+
+
+@dataclass
+class ReconcileReport:
+    embedded: int = 0
+    deleted: int = 0
+    missing_repaired: int = 0
+    orphans_removed: int = 0
+
+
+class VectorSync:
+    def __init__(self, driver: Driver, database: str, index: VectorIndex, embedder: Embedder) -> None:
+        self.driver = driver
+        self.database = database
+        self.index = index
+        self.embedder = embedder
+
+    def _rows(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
+        records, _, _ = self.driver.execute_query(cypher, parameters_=params, database_=self.database)
+        return [record.data() for record in records]
+
+    # -- following writes ----------------------------------------------------------------------
+    def process_pending(self, *, space: str | None = None, progress: Progress | None = None) -> ReconcileReport:
+        """Bring every pending item (of one space, or all) into Chroma."""
+        report = ReconcileReport()
+        for kind, query, mark in (
+            ("observation", PENDING_OBSERVATIONS, MARK_OBSERVATIONS_INDEXED),
+            ("entity", PENDING_ENTITIES, MARK_ENTITIES_INDEXED),
+        ):
+            while rows := self._rows(query, space=space, limit=BATCH):
+                self._apply(kind, rows, report)
+                done = [{"id": row["id"], "since": row["pending_since"]} for row in rows]
+                self.driver.execute_query(mark, done=done, database_=self.database)
+                if progress:
+                    progress(len(rows), None)
+        return report
+
+    def _apply(self, kind: str, rows: list[dict[str, Any]], report: ReconcileReport) -> None:
+        prefix = "obs" if kind == "observation" else "ent"
+        live = [row for row in rows if row["retracted_at"] is None]
+        gone = [f"{prefix}:{row['id']}" for row in rows if row["retracted_at"] is not None]
+        items = [self._item(kind, prefix, row) for row in live]
+        if items:
+            self.index.upsert(items, self.embedder.embed([item.text for item in items]))
+        self.index.delete(gone)
+        report.embedded += len(items)
+        report.deleted += len(gone)
+
+    @staticmethod
+    def _item(kind: str, prefix: str, row: dict[str, Any]) -> VectorItem:
+        row = native(row)
+        text = row["text"] if kind == "observation" else entity_text(row)
+        return VectorItem(
+            id=f"{prefix}:{row['id']}", space=row["space"], type=kind, text=text, entity_id=row["entity_id"],
+            kind=row["kind"], valid_from=timestamp(row["valid_from"]),
+            valid_to=timestamp(row.get("valid_to")) if row.get("valid_to") else OPEN_END,
+            agent=row.get("agent") or "", delegation_id=row.get("delegation_id") or "",
+            project_id=row.get("project_id") or "",
+        )
+
+    # -- repair ------------------------------------------------------------------------------------
+    def pending_count(self) -> int:
+        return self._rows(COUNT_PENDING)[0]["pending"]
+
+    def reconcile(self, *, full: bool = False, progress: Progress | None = None) -> ReconcileReport:
+        """Finish pending items, re-embed missing vectors, drop orphans; `full` rebuilds everything."""
+        if full:
+            self.index.drop()
+            for query, mark in ((INDEXED_OBSERVATION_IDS, MARK_OBSERVATIONS_PENDING), (INDEXED_ENTITY_IDS, MARK_ENTITIES_PENDING)):
+                for ids in self._id_batches(query):
+                    self.driver.execute_query(mark, ids=ids, database_=self.database)
+        report = ReconcileReport()
+        if not full:
+            report.missing_repaired = self._repair_missing()
+            report.orphans_removed = self._remove_orphans()
+        processed = self.process_pending(progress=progress)
+        report.embedded, report.deleted = processed.embedded, processed.deleted
+        return report
+
+    def _id_batches(self, query: str) -> list[list[str]]:
+        batches, after = [], ""
+        while ids := [row["id"] for row in self._rows(query, after=after, limit=2000)]:
+            batches.append(ids)
+            after = ids[-1]
+        return batches
+
+    def _repair_missing(self) -> int:
+        """Items Neo4j says are indexed but Chroma does not have (a lost or replaced vector store)."""
+        repaired = 0
+        for query, mark, prefix in ((INDEXED_OBSERVATION_IDS, MARK_OBSERVATIONS_PENDING, "obs"),
+                                    (INDEXED_ENTITY_IDS, MARK_ENTITIES_PENDING, "ent")):
+            for ids in self._id_batches(query):
+                present = self.index.ids_in([f"{prefix}:{i}" for i in ids])
+                missing = [i for i in ids if f"{prefix}:{i}" not in present]
+                if missing:
+                    self.driver.execute_query(mark, ids=missing, database_=self.database)
+                    repaired += len(missing)
+        return repaired
+
+    def _remove_orphans(self) -> int:
+        """Vectors whose item was hard-deleted or retracted in Neo4j."""
+        by_prefix: dict[str, list[str]] = {"obs": [], "ent": []}
+        for vector_id in self.index.all_ids():
+            prefix, _, item_id = vector_id.partition(":")
+            if prefix in by_prefix:
+                by_prefix[prefix].append(item_id)
+        orphans: list[str] = []
+        for prefix, query in (("obs", EXISTING_OBSERVATIONS), ("ent", EXISTING_ENTITIES)):
+            ids = by_prefix[prefix]
+            for start in range(0, len(ids), 2000):
+                chunk = ids[start : start + 2000]
+                alive = {row["id"] for row in self._rows(query, ids=chunk)}
+                orphans += [f"{prefix}:{i}" for i in chunk if i not in alive]
+        self.index.delete(orphans)
+        return len(orphans)
