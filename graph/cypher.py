@@ -34,7 +34,7 @@ from neo4j.spatial import Point
 from neo4j.time import Date, DateTime, Duration, Time
 from pydantic import BaseModel
 
-from graph.errors import CypherRefused, KgmemError, Neo4jUnavailable
+from graph.errors import CypherRefused, InvalidInput, KgmemError, Neo4jUnavailable
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MAX_ROWS = 1000
@@ -62,10 +62,11 @@ BUILT_IN_FUNCTION_NAMESPACES = frozenset({
 })
 
 # Plan operators that can appear in a query Neo4j still classifies as read-only.
+_IN_TRANSACTIONS = "CALL { … } IN TRANSACTIONS commits batches of its own, outside the guarded read transaction"
 REFUSED_OPERATORS: dict[str, str] = {
     "LoadCSV": "LOAD CSV reads files and URLs from the server",
-    "TransactionApply": "CALL { … } IN TRANSACTIONS commits batches of its own, outside the guarded read transaction",
-    "TransactionForeach": "CALL { … } IN TRANSACTIONS commits batches of its own, outside the guarded read transaction",
+    "TransactionApply": _IN_TRANSACTIONS,
+    "TransactionForeach": _IN_TRANSACTIONS,
     "ShowTransactions": "SHOW TRANSACTIONS exposes other sessions' queries and parameters",
     "TerminateTransactions": "TERMINATE TRANSACTIONS stops other sessions' work",
     "ShowSettings": "SHOW SETTINGS exposes the server's configuration",
@@ -99,7 +100,6 @@ class Explained:
 
     query_type: str
     operators: tuple[str, ...]
-    notices: tuple[str, ...]
 
 
 class CypherResult(BaseModel):
@@ -107,7 +107,6 @@ class CypherResult(BaseModel):
     rows: list[dict[str, Any]]
     truncated: bool  # more rows existed than max_rows
     elapsed_ms: float  # wall time, the guard's EXPLAIN included
-    notices: list[str] = []  # Neo4j's planning notifications (unknown property, deprecation, …)
 
 
 def check_read_only(
@@ -132,11 +131,7 @@ def check_read_only(
     operators = tuple(_operators(summary.plan))
     for operator in operators:
         _check_operator(operator, database)
-    # Neo4j repeats a notification for each place it applies to; one of each is enough.
-    notices = tuple(dict.fromkeys(
-        status.status_description for status in summary.gql_status_objects if status.is_notification
-    ))
-    return Explained(summary.query_type, tuple(op["operatorType"] for op in operators), notices)
+    return Explained(summary.query_type, tuple(op["operatorType"] for op in operators))
 
 
 def run_read_only(
@@ -149,19 +144,21 @@ def run_read_only(
     max_rows: int = DEFAULT_MAX_ROWS,
 ) -> CypherResult:
     """Run `query` once the guard accepts it: READ mode, `timeout_s`, at most `max_rows` rows."""
+    if timeout_s <= 0 or max_rows < 1:  # Neo4j reads a timeout of 0 as no limit at all
+        raise InvalidInput(f"timeout_s must be above 0 and max_rows at least 1, not {timeout_s} and {max_rows}")
     started = time.perf_counter()
-    explained = check_read_only(driver, query, params, database=database)
+    check_read_only(driver, query, params, database=database)
     rows: list[dict[str, Any]] = []
     truncated = False
     try:
-        # Notifications were already collected from the plan; off here so they are not logged twice.
+        # fetch_size: ask Neo4j for no more records than the cap needs, not the driver's default batch.
         with driver.session(
-            database=database, default_access_mode=READ_ACCESS, notifications_min_severity="OFF"
+            database=database, default_access_mode=READ_ACCESS, fetch_size=max_rows + 1
         ) as session:
             with session.begin_transaction(timeout=timeout_s) as tx:
                 result = tx.run(query, dict(params or {}))
                 columns = list(result.keys())
-                for record in result:  # streams: only max_rows + 1 records are ever pulled
+                for record in result:
                     if len(rows) == max_rows:
                         truncated = True
                         break
@@ -174,7 +171,7 @@ def run_read_only(
         raise CypherFailed(f"Neo4j stopped the query: {_message(exc)}") from exc
     return CypherResult(
         columns=columns, rows=rows, truncated=truncated,
-        elapsed_ms=round((time.perf_counter() - started) * 1000, 1), notices=list(explained.notices),
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
     )
 
 

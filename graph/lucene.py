@@ -10,6 +10,12 @@ from __future__ import annotations
 import re
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
+# Lucene's English stop set (EnglishAnalyzer): the index drops these, so a query of only these
+# would analyse to an empty clause, which matches everything in the space.
+ENGLISH_STOPWORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their then there these they "
+    "this to was will with".split()
+)
 _SPECIAL = re.compile(r'([+\-&|!(){}\[\]^"~*?:\\/])')
 MAX_TERMS = 64
 
@@ -23,14 +29,14 @@ def escape(text: str) -> str:
 
 
 def phrase(text: str) -> str:
-    """An exact phrase of the text's tokens, or '' when it has none."""
+    """An exact phrase of the text's tokens, or '' when it has none that the index keeps."""
     words = tokens(text)
-    return f'"{" ".join(words)}"' if words else ""
+    return f'"{" ".join(words)}"' if any(w not in ENGLISH_STOPWORDS for w in words) else ""
 
 
 def any_terms(text: str) -> str:
-    """Match any of the text's words (OR); '' when it has none."""
-    return " ".join(tokens(text))
+    """Match any of the text's words (OR); '' when it has none that the index keeps."""
+    return " ".join(token for token in tokens(text) if token not in ENGLISH_STOPWORDS)
 
 
 def in_space(space: str, clause: str) -> str:

@@ -129,6 +129,8 @@ def _names(names: Sequence[str]) -> list[str]:
 
 
 # -- queries (fixed text; every input is a parameter, every match filtered on $space) --------
+# The USING INDEX hints pin the index seeks: planned on a small or empty database, Neo4j picks the
+# (space) index instead and filters the whole tenant.
 
 # By normalised name through the (space, name_key) index, then by alias through the fulltext
 # index (required to hold the tenant, see graph/lucene.py), checked exactly against alias_keys.
@@ -148,8 +150,6 @@ WHERE e.space = $space AND ref.key IN e.alias_keys AND e.retracted_at IS NULL
 RETURN ref.key AS key, e.id AS id, e.name AS name, coalesce(e.entity_type, e.kind) AS entity_type, e.kind AS kind
 ORDER BY key, e.kind, e.id
 """
-
-# Hints pin the index seeks: planned on a small or empty database, Neo4j would scan the tenant instead.
 
 # Current observations, oldest first (the order they were recorded, then their stamped valid_from).
 CURRENT_OBSERVATIONS = """
@@ -362,7 +362,9 @@ class McpMemory:
         return [McpRelation(from_=r.source_name, to=r.target_name, relation_type=r.label)
                 for r in self.graph.upsert_relations(fresh)]
 
-    def add_observations(self, observations: Sequence[ObservationAddition | Mapping[str, Any]]) -> list[ObservationsAdded]:
+    def add_observations(
+        self, observations: Sequence[ObservationAddition | Mapping[str, Any]],
+    ) -> list[ObservationsAdded]:
         """Append the contents each entity does not hold yet; NotFound (naming them) if an entity is missing."""
         wanted = _parse(ObservationAddition, observations)
         names = [item.entity_name for item in wanted]
@@ -419,7 +421,9 @@ class McpMemory:
                 missing.append(item.entity_name)
             for node in nodes:
                 texts.setdefault(node.id, []).extend(t for t in item.observations if t.strip())
-        deleted = sum(self.graph.retract_observation_texts(entity_id, batch) for entity_id, batch in texts.items() if batch)
+        # The store retracts one entity's texts per call.
+        deleted = sum(self.graph.retract_observation_texts(entity_id, batch)
+                      for entity_id, batch in texts.items() if batch)
         requested = sum(len(item.observations) for item in wanted)
         if deleted == requested:
             return DeleteResult(message="Observations deleted successfully")

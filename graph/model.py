@@ -205,6 +205,8 @@ class ObservationIn(BaseModel):
     entity: EntityRef
     text: Text
     valid_from: UtcDatetime | None = Field(default=None, description="When it became true; default now")
+    ref: str | None = Field(default=None, max_length=200, description="The source's own id for it, e.g. a message id")
+    seq: int | None = Field(default=None, ge=0, description="Position in its source, for ordered sources like conversations")
     supersedes: str | None = Field(default=None, description="Id of an observation this one replaces")
     provenance: Provenance = Field(default_factory=Provenance)
 
@@ -264,6 +266,8 @@ class Observation(BaseModel):
     recorded_at: datetime
     retracted_at: datetime | None = None
     vector_status: str = "pending"
+    ref: str | None = None
+    seq: int | None = None
     provenance: Provenance = Field(default_factory=Provenance)
 
 

@@ -16,7 +16,7 @@ from neo4j import Driver
 from graph import reads, writes
 
 FORBIDDEN_OPERATORS = frozenset({
-    "AllNodesScan", "NodeByLabelScan", "UnionNodeByLabelsScan", "IntersectionNodeByLabelsScan",
+    "AllNodesScan", "NodeByLabelScan", "NodeIndexScan", "DirectedRelationshipIndexScan", "UndirectedRelationshipIndexScan", "UnionNodeByLabelsScan", "IntersectionNodeByLabelsScan",
     "AllRelationshipsScan", "DirectedRelationshipTypeScan", "UndirectedRelationshipTypeScan",
     "DirectedAllRelationshipsScan", "UndirectedAllRelationshipsScan",
 })
@@ -59,8 +59,9 @@ def hot_queries(space: str) -> list[HotQuery]:
         HotQuery("resolve ids", writes.RESOLVE_IDS, {**s, "ids": [_ID]}),
         HotQuery("resolve names", writes.RESOLVE_NAMES, {**s, "refs": [{"key": "x", "kind": None}]}),
         HotQuery("resolve aliases", writes.RESOLVE_ALIASES, {**s, "refs": [{"key": "x", "kind": None, "query": "x"}]}),
-        HotQuery("add observations", writes.ADD_OBSERVATIONS, {**s, "now": _T, "rows": [
-            {"id": _ID, "entity_id": _ID, "key": "k", "text": "t", "valid_from": _T, "supersedes": None,
+        HotQuery("add observations", writes.ADD_OBSERVATIONS, {**s, "now": _T, "window": 2, "rows": [
+            {"id": _ID, "entity_id": _ID, "key": "k", "text": "t", "date_text": "1 January 2026", "valid_from": _T,
+             "supersedes": None, "ref": None, "seq": None,
              "source": None, "agent": None, "delegation_id": None}]}),
         HotQuery("existing facts", writes.EXISTING_FACTS, {**s, "pairs": [{"source": _ID, "type": "PART_OF"}]}),
         HotQuery("close facts", writes.CLOSE_FACTS, {"closes": [{"id": _ID, "source": _ID, "type": "PART_OF", "valid_to": _T}]}),

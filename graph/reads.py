@@ -23,7 +23,7 @@ MAX_DEPTH = 3
 # -- time filters (fixed Cypher fragments, never input) ---------------------------------------
 
 
-def _fact_visible(var: str) -> str:
+def fact_visible(var: str) -> str:
     """Valid at `$as_of` (default: now, i.e. not closed) as known at `$known_at` (default: now, i.e. not retracted)."""
     return (
         f"(CASE WHEN $as_of IS NULL THEN {var}.valid_to IS NULL "
@@ -33,7 +33,7 @@ def _fact_visible(var: str) -> str:
     )
 
 
-def _entity_visible(var: str) -> str:
+def entity_visible(var: str) -> str:
     """Entities have no valid time of their own; they exist from when kgmem recorded them until retracted."""
     return (
         f"(CASE WHEN $known_at IS NULL THEN {var}.retracted_at IS NULL "
@@ -45,20 +45,20 @@ BOOKKEEPING = "['HAS_OBSERVATION', 'HAS_REVISION']"
 
 GET_ENTITY = f"""
 MATCH (e:Entity {{id: $id}})
-WHERE e.space = $space AND {_entity_visible('e')}
+WHERE e.space = $space AND {entity_visible('e')}
 RETURN e {{.*}} AS entity
 """
 
 FIND_BY_NAME = f"""
 MATCH (e:Entity {{space: $space, name_key: $key}})
-WHERE ($kind IS NULL OR e.kind = $kind) AND {_entity_visible('e')}
+WHERE ($kind IS NULL OR e.kind = $kind) AND {entity_visible('e')}
 RETURN e {{.*}} AS entity
 ORDER BY e.kind
 """
 
 FIND_BY_ALIAS = f"""
 CALL db.index.fulltext.queryNodes('entity_text', $query) YIELD node AS e
-WHERE e.space = $space AND $key IN e.alias_keys AND ($kind IS NULL OR e.kind = $kind) AND {_entity_visible('e')}
+WHERE e.space = $space AND $key IN e.alias_keys AND ($kind IS NULL OR e.kind = $kind) AND {entity_visible('e')}
 RETURN e {{.*}} AS entity
 ORDER BY e.kind
 """
@@ -66,7 +66,7 @@ ORDER BY e.kind
 # Keyset pagination on (name_key, id): stable under concurrent writes, and index-ordered.
 LIST_ENTITIES_OF_KINDS = f"""
 MATCH (e:Entity)
-WHERE e.space = $space AND e.kind IN $kinds AND {_entity_visible('e')}
+WHERE e.space = $space AND e.kind IN $kinds AND {entity_visible('e')}
   AND ($updated_since IS NULL OR e.updated_at >= $updated_since)
   AND ($after_key IS NULL OR e.name_key > $after_key OR (e.name_key = $after_key AND e.id > $after_id))
 RETURN e {{.*}} AS entity
@@ -76,7 +76,7 @@ LIMIT $limit
 
 LIST_ENTITIES = f"""
 MATCH (e:Entity)
-WHERE e.space = $space AND e.name_key >= coalesce($after_key, '') AND {_entity_visible('e')}
+WHERE e.space = $space AND e.name_key >= coalesce($after_key, '') AND {entity_visible('e')}
   AND ($updated_since IS NULL OR e.updated_at >= $updated_since)
   AND ($after_key IS NULL OR e.name_key > $after_key OR (e.name_key = $after_key AND e.id > $after_id))
 RETURN e {{.*}} AS entity
@@ -86,15 +86,15 @@ LIMIT $limit
 
 SEARCH_ENTITY_TEXT = f"""
 CALL db.index.fulltext.queryNodes('entity_text', $query, {{limit: $candidates}}) YIELD node AS e, score
-WHERE e.space = $space AND ($kinds IS NULL OR e.kind IN $kinds) AND {_entity_visible('e')}
+WHERE e.space = $space AND ($kinds IS NULL OR e.kind IN $kinds) AND {entity_visible('e')}
 RETURN e {{.*}} AS entity, score
 """
 
 SEARCH_OBSERVATION_TEXT = f"""
 CALL db.index.fulltext.queryNodes('observation_text', $query, {{limit: $candidates}}) YIELD node AS o, score
-WHERE o.space = $space AND {_fact_visible('o')}
+WHERE o.space = $space AND {fact_visible('o')}
 MATCH (e:Entity)-[:HAS_OBSERVATION]->(o)
-WHERE ($kinds IS NULL OR e.kind IN $kinds) AND {_entity_visible('e')}
+WHERE ($kinds IS NULL OR e.kind IN $kinds) AND {entity_visible('e')}
 RETURN e {{.*}} AS entity, max(score) AS score
 """
 
@@ -102,7 +102,7 @@ RETURN e {{.*}} AS entity, max(score) AS score
 # Candidates share a word with the text; the exact check (name or alias inside the text) is in Python.
 MENTION_CANDIDATES = f"""
 CALL db.index.fulltext.queryNodes('entity_text', $query, {{limit: $candidates}}) YIELD node AS e, score
-WHERE e.space = $space AND e.kind <> 'Memory' AND {_entity_visible('e')}
+WHERE e.space = $space AND e.kind <> 'Memory' AND {entity_visible('e')}
 RETURN e {{.*}} AS entity, score
 """
 
@@ -111,10 +111,10 @@ def _neighbourhood_query(depth: int) -> str:
     # Quantified path bounds must be literals; depth comes from the fixed range 1..MAX_DEPTH.
     return f"""
 MATCH (c:Entity {{id: $id}})
-WHERE c.space = $space AND {_entity_visible('c')}
+WHERE c.space = $space AND {entity_visible('c')}
 MATCH p = ANY SHORTEST (c) (()-[r]-() WHERE r.space = $space AND NOT type(r) IN {BOOKKEEPING}
-                             AND {_fact_visible('r')}){{1,{depth}}} (n:Entity)
-WHERE n <> c AND {_entity_visible('n')} AND ($kinds IS NULL OR n.kind IN $kinds)
+                             AND {fact_visible('r')}){{1,{depth}}} (n:Entity)
+WHERE n <> c AND {entity_visible('n')} AND ($kinds IS NULL OR n.kind IN $kinds)
 WITH n, length(p) AS distance
 ORDER BY distance, n.name_key, n.id
 SKIP $offset LIMIT $limit
@@ -127,7 +127,7 @@ NEIGHBOURHOOD = {depth: _neighbourhood_query(depth) for depth in range(1, MAX_DE
 RELATIONS_AMONG = f"""
 MATCH (a:Entity)-[r]->(b:Entity)
 WHERE a.id IN $ids AND b.id IN $ids AND r.space = $space AND NOT type(r) IN {BOOKKEEPING}
-  AND {_fact_visible('r')}
+  AND {fact_visible('r')}
 RETURN r {{.*}} AS relation, type(r) AS type, a.id AS source_id, a.name AS source_name,
        b.id AS target_id, b.name AS target_name
 ORDER BY type, source_name, target_name
@@ -135,7 +135,7 @@ ORDER BY type, source_name, target_name
 
 OBSERVATIONS_OF = f"""
 MATCH (e:Entity {{id: $id}})-[:HAS_OBSERVATION]->(o:Observation)
-WHERE e.space = $space AND {_fact_visible('o')}
+WHERE e.space = $space AND {fact_visible('o')}
 RETURN o {{.*}} AS observation
 ORDER BY o.valid_from DESC, o.id
 LIMIT $limit

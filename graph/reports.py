@@ -207,7 +207,7 @@ EXPERIMENT_LEADERBOARD = Report(
 MATCH (e:Experiment {space: $space})
 WHERE e.retracted_at IS NULL
 WITH e, e['metric_' + $metric] AS score
-WHERE score IS :: INTEGER | FLOAT
+WHERE score IS NOT NULL AND score IS :: INTEGER | FLOAT  // a null would pass the type test alone
 ORDER BY CASE WHEN $higher_is_better THEN -score ELSE score END, e.name
 LIMIT $limit
 WITH collect({experiment: e, score: score}) AS ranked

@@ -23,13 +23,41 @@ INDEXES = [
     "CREATE INDEX entity_space_updated IF NOT EXISTS FOR (e:Entity) ON (e.space, e.updated_at)",
     "CREATE INDEX entity_space IF NOT EXISTS FOR (e:Entity) ON (e.space)",
     "CREATE INDEX observation_space_recorded IF NOT EXISTS FOR (o:Observation) ON (o.space, o.recorded_at)",
+    "CREATE INDEX observation_source_seq IF NOT EXISTS FOR (o:Observation) ON (o.space, o.source, o.seq)",
     # The vector sync looks for pending items across all tenants.
     "CREATE INDEX observation_vector_status IF NOT EXISTS FOR (o:Observation) ON (o.vector_status)",
     "CREATE INDEX entity_vector_status IF NOT EXISTS FOR (e:Entity) ON (e.vector_status)",
-    # `space` is indexed too so that queries can require the tenant inside Lucene (see graph/lucene.py).
-    "CREATE FULLTEXT INDEX entity_text IF NOT EXISTS FOR (e:Entity) ON EACH [e.name, e.aliases, e.summary, e.space]",
-    "CREATE FULLTEXT INDEX observation_text IF NOT EXISTS FOR (o:Observation) ON EACH [o.text, o.space]",
 ]
+
+# Fulltext indexes: `space` is indexed too, so queries require the tenant inside Lucene (see
+# graph/lucene.py); the english analyzer stems ("retrained" finds "retraining") and drops stopwords.
+FULLTEXT = {
+    "entity_text": "FOR (e:Entity) ON EACH [e.name, e.aliases, e.summary, e.space]",
+    "observation_text": "FOR (o:Observation) ON EACH [o.search_text, o.space]",
+    # The message with its neighbours in an ordered source, kept by the vector sync.
+    "observation_context": "FOR (o:Observation) ON EACH [o.context, o.space]",
+}
+ANALYZER = "english"
+
+
+def fulltext_statement(name: str) -> str:
+    return (f"CREATE FULLTEXT INDEX {name} IF NOT EXISTS {FULLTEXT[name]} "
+            f"OPTIONS {{indexConfig: {{`fulltext.analyzer`: '{ANALYZER}'}}}}")
+
+
+def _outdated_fulltext(driver: Driver, database: str) -> list[str]:
+    """Fulltext indexes from an older kgmem whose analyzer or properties differ: dropped and rebuilt."""
+    records, _, _ = driver.execute_query(
+        "SHOW FULLTEXT INDEXES YIELD name, properties, options RETURN name, properties, options", database_=database)
+    outdated = []
+    for row in records:
+        if row["name"] not in FULLTEXT:
+            continue
+        analyzer = (row["options"] or {}).get("indexConfig", {}).get("fulltext.analyzer")
+        wanted = [part.split(".")[1] for part in FULLTEXT[row["name"]].split("[")[1].rstrip("]").split(", ")]
+        if analyzer != ANALYZER or list(row["properties"]) != wanted:
+            outdated.append(row["name"])
+    return outdated
 
 
 def relation_indexes() -> list[str]:
@@ -42,6 +70,9 @@ def relation_indexes() -> list[str]:
 
 
 def ensure_schema(driver: Driver, database: str = "neo4j", *, wait_s: float = 120) -> None:
-    for statement in CONSTRAINTS + INDEXES + relation_indexes():
+    for name in _outdated_fulltext(driver, database):
+        driver.execute_query(f"DROP INDEX {name}", database_=database)  # name from FULLTEXT, not input
+    fulltext = [fulltext_statement(name) for name in FULLTEXT]
+    for statement in CONSTRAINTS + INDEXES + fulltext + relation_indexes():
         driver.execute_query(statement, database_=database)
     driver.execute_query("CALL db.awaitIndexes($seconds)", seconds=int(wait_s), database_=database)

@@ -35,7 +35,8 @@ def write_in_chunks(
     chunk_size: int = CHUNK_SIZE,
 ) -> list[R]:
     results: list[R] = []
-    with driver.session(database=database) as session:
+    # The driver's own bookmark manager: reads through execute_query then see these writes on a cluster.
+    with driver.session(database=database, bookmark_manager=driver.execute_query_bookmark_manager) as session:
         for start in range(0, len(rows), chunk_size):
             results.extend(session.execute_write(unit, list(rows[start : start + chunk_size])))
     return results
@@ -136,11 +137,14 @@ def _changes(before: dict[str, Any], row: dict[str, Any], *, created: bool) -> d
     if created:
         candidates["name"] = row["name"]
         return {key: {"old": None, "new": value} for key, value in candidates.items() if value is not None}
-    return {
+    changes = {
         key: {"old": before.get(key), "new": value}
         for key, value in candidates.items()
         if before.get(key) != value and not (before.get(key) is None and value is None)
     }
+    if before.get("retracted_at") is not None:  # writing a deleted entity again revives it: keep that on record
+        changes["retracted_at"] = {"old": before["retracted_at"], "new": None}
+    return changes
 
 
 # -- resolving references ----------------------------------------------------------------
@@ -211,19 +215,36 @@ UNWIND $rows AS row
 MATCH (e:Entity {id: row.entity_id})
 MERGE (o:Observation {space: $space, current_key: row.key})
 ON CREATE SET o.id = row.id, o.entity_id = row.entity_id, o.text = row.text,
+              o.search_text = row.date_text + '. ' + e.name + ': ' + row.text,
               o.valid_from = row.valid_from, o.recorded_at = $now, o.vector_status = 'pending', o.pending_since = $now,
-              o.source = row.source, o.agent = row.agent, o.delegation_id = row.delegation_id
+              o.source = row.source, o.agent = row.agent, o.delegation_id = row.delegation_id,
+              o.ref = row.ref, o.seq = row.seq
 MERGE (e)-[:HAS_OBSERVATION]->(o)
-WITH o, row
+WITH o, row, o.recorded_at = $now AS created
 OPTIONAL MATCH (old:Observation {id: row.supersedes})
 WHERE old.space = $space AND old.entity_id = row.entity_id AND old.id <> o.id AND old.valid_to IS NULL
 SET old.valid_to = o.valid_from, old.current_key = null, old.vector_status = 'pending', old.pending_since = $now
 FOREACH (_ IN CASE WHEN old IS NULL THEN [] ELSE [1] END | MERGE (o)-[:SUPERSEDES]->(old))
+WITH o, created
+// A new message in an ordered source changes its neighbours' context windows: re-index them.
+CALL (o, created) {
+  MATCH (n:Observation {space: o.space, source: o.source})
+  WHERE created AND o.seq IS NOT NULL AND n.seq >= o.seq - $window AND n.seq <= o.seq + $window
+    AND n.id <> o.id AND n.vector_status = 'indexed'
+  SET n.vector_status = 'pending', n.pending_since = $now
+}
 RETURN o {.*} AS observation
 """
 
+# How far a message's context reaches in an ordered source (see memory/sync.py).
+CONTEXT_WINDOW = 2
 
-def observation_key(entity_id: str, text: str) -> str:
+
+def observation_key(entity_id: str, text: str, ref: str | None = None) -> str:
+    """Identity of a current observation: its source ref when it has one (two identical messages
+    are two observations), else its normalised text (the same note twice is one)."""
+    if ref:
+        return f"{entity_id}:ref:{ref}"
     return f"{entity_id}:{hashlib.sha256(normalise_name(text).encode()).hexdigest()[:32]}"
 
 
@@ -231,12 +252,19 @@ def add_observations_tx(
     tx: ManagedTransaction, space: str, observations: list[ObservationIn], at: datetime, *, create_missing: bool = False,
 ) -> list[Observation]:
     entity_ids = resolve_refs_tx(tx, space, [o.entity for o in observations], at, create_missing=create_missing)
-    rows = [
-        {"id": str(uuid.uuid4()), "entity_id": entity_id, "key": observation_key(entity_id, o.text), "text": o.text,
-         "valid_from": o.valid_from or at, "supersedes": o.supersedes, **o.provenance.model_dump()}
-        for o, entity_id in zip(observations, entity_ids)
-    ]
-    return [records.observation(row["observation"]) for row in tx.run(ADD_OBSERVATIONS, rows=rows, space=space, now=at).data()]
+    rows = []
+    for o, entity_id in zip(observations, entity_ids):
+        valid_from = o.valid_from or at
+        rows.append({"id": str(uuid.uuid4()), "entity_id": entity_id, "key": observation_key(entity_id, o.text, o.ref),
+                     "text": o.text, "date_text": date_text(valid_from), "valid_from": valid_from,
+                     "supersedes": o.supersedes, "ref": o.ref, "seq": o.seq, **o.provenance.model_dump()})
+    written = tx.run(ADD_OBSERVATIONS, rows=rows, space=space, now=at, window=CONTEXT_WINDOW).data()
+    return [records.observation(row["observation"]) for row in written]
+
+
+def date_text(moment: datetime) -> str:
+    """The date as words ('8 May 2023'), so keyword search can match it."""
+    return f"{moment.day} {moment:%B %Y}"
 
 
 RETRACT_OBSERVATIONS = """

@@ -137,6 +137,13 @@ class VectorIndex:
             for i, d, m, t in zip(result["ids"][0], result["distances"][0], result["metadatas"][0], result["documents"][0])
         ]
 
+    def vectors(self, ids: Sequence[str]) -> dict[str, Any]:
+        """Stored vectors by id (numpy arrays); ids without a vector are absent."""
+        if not ids:
+            return {}
+        got = self.collection.get(ids=list(ids), include=["embeddings"])
+        return dict(zip(got["ids"], got["embeddings"]))
+
     def ids_in(self, ids: Sequence[str]) -> set[str]:
         if not ids:
             return set()

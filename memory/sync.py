@@ -3,7 +3,9 @@
 Writes commit to Neo4j first, marking what changed `vector_status = 'pending'`.
 Vectors follow: `process_pending` embeds the pending items and upserts (or, for
 retracted ones, deletes) their vectors, then marks them `indexed`, but only if
-they did not change again meanwhile (`pending_since` is compared). A crash
+they did not change again meanwhile (`pending_since` is compared, as the string Neo4j
+renders, because a datetime that round-trips through the driver gains a zone name and
+no longer compares equal). A crash
 between the two steps leaves items pending; the reconciler, which runs at
 start-up and as `kgmem reindex`, finishes them and repairs vectors that are
 missing or that no longer have an item behind them.
@@ -20,17 +22,20 @@ from neo4j import Driver
 
 from graph.records import native
 from memory.embedder import Embedder
+from graph.writes import CONTEXT_WINDOW
 from memory.index import OPEN_END, VectorIndex, VectorItem, timestamp
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int | None], None]  # (done, total or None)
 BATCH = 256
+VECTOR_WINDOW = 1  # neighbours on each side in a message's window vector; keyword context uses CONTEXT_WINDOW
 
 _PROJECT_OF = """
 CALL (e) {
   OPTIONAL MATCH (e)-[:PART_OF|APPLIES_TO|LEADS_ANALYSIS_FOR]->{1,2}(p:Project)
-  RETURN CASE WHEN e:Project THEN e.id ELSE min(p.id) END AS project_id
+  WITH min(p.id) AS reached
+  RETURN CASE WHEN e:Project THEN e.id ELSE reached END AS project_id
 }
 """
 
@@ -40,9 +45,17 @@ WHERE $space IS NULL OR o.space = $space
 WITH o ORDER BY o.pending_since LIMIT $limit
 MATCH (e:Entity)-[:HAS_OBSERVATION]->(o)
 {_PROJECT_OF}
-RETURN o.id AS id, o.space AS space, o.text AS text, o.valid_from AS valid_from, o.valid_to AS valid_to,
-       o.retracted_at AS retracted_at, o.pending_since AS pending_since, o.agent AS agent,
-       o.delegation_id AS delegation_id, e.id AS entity_id, e.kind AS kind, project_id
+CALL (o) {{
+  OPTIONAL MATCH (n:Observation {{space: o.space, source: o.source}})
+  WHERE o.seq IS NOT NULL AND n.seq >= o.seq - $window AND n.seq <= o.seq + $window AND n.retracted_at IS NULL
+  OPTIONAL MATCH (speaker:Entity)-[:HAS_OBSERVATION]->(n)
+  WITH n, speaker ORDER BY n.seq
+  RETURN collect({{seq: n.seq, line: speaker.name + ': ' + n.text}}) AS neighbours
+}}
+RETURN o.id AS id, o.space AS space, o.text AS text, o.seq AS seq, o.valid_from AS valid_from, o.valid_to AS valid_to,
+       o.retracted_at AS retracted_at, toString(o.pending_since) AS pending_since, o.agent AS agent,
+       o.delegation_id AS delegation_id, e.id AS entity_id, e.name AS entity_name, e.kind AS kind, project_id,
+       neighbours
 """
 
 PENDING_ENTITIES = f"""
@@ -52,22 +65,22 @@ WITH e ORDER BY e.pending_since LIMIT $limit
 {_PROJECT_OF}
 RETURN e.id AS id, e.space AS space, e.name AS name, e.entity_type AS entity_type, e.aliases AS aliases,
        e.summary AS summary, e.created_at AS valid_from, e.retracted_at AS retracted_at,
-       e.pending_since AS pending_since, e.agent AS agent, e.delegation_id AS delegation_id,
+       toString(e.pending_since) AS pending_since, e.agent AS agent, e.delegation_id AS delegation_id,
        e.id AS entity_id, e.kind AS kind, project_id
 """
 
 MARK_OBSERVATIONS_INDEXED = """
 UNWIND $done AS d
 MATCH (o:Observation {id: d.id})
-WHERE o.pending_since = d.since
-SET o.vector_status = 'indexed'
+WHERE toString(o.pending_since) = d.since
+SET o.vector_status = 'indexed', o.context = d.context
 REMOVE o.pending_since
 """
 
 MARK_ENTITIES_INDEXED = """
 UNWIND $done AS d
 MATCH (e:Entity {id: d.id})
-WHERE e.pending_since = d.since
+WHERE toString(e.pending_since) = d.since
 SET e.vector_status = 'indexed'
 REMOVE e.pending_since
 """
@@ -118,6 +131,15 @@ def entity_text(row: dict[str, Any]) -> str:
     return text
 
 
+def context_text(row: dict[str, Any], window: int) -> str | None:
+    """A message with its neighbours within `window` places, in order; None outside ordered sources."""
+    if row.get("seq") is None:
+        return None
+    lines = [n["line"] for n in row.get("neighbours") or []
+             if n.get("seq") is not None and n.get("line") and abs(n["seq"] - row["seq"]) <= window]
+    return " ".join(lines) or None
+
+
 @dataclass
 class ReconcileReport:
     embedded: int = 0
@@ -145,9 +167,10 @@ class VectorSync:
             ("observation", PENDING_OBSERVATIONS, MARK_OBSERVATIONS_INDEXED),
             ("entity", PENDING_ENTITIES, MARK_ENTITIES_INDEXED),
         ):
-            while rows := self._rows(query, space=space, limit=BATCH):
+            while rows := self._rows(query, space=space, limit=BATCH, window=CONTEXT_WINDOW):
                 self._apply(kind, rows, report)
-                done = [{"id": row["id"], "since": row["pending_since"]} for row in rows]
+                done = [{"id": row["id"], "since": row["pending_since"], "context": context_text(row, CONTEXT_WINDOW)}
+                        for row in rows]
                 self.driver.execute_query(mark, done=done, database_=self.database)
                 if progress:
                     progress(len(rows), None)
@@ -157,7 +180,11 @@ class VectorSync:
         prefix = "obs" if kind == "observation" else "ent"
         live = [row for row in rows if row["retracted_at"] is None]
         gone = [f"{prefix}:{row['id']}" for row in rows if row["retracted_at"] is not None]
+        if kind == "observation":
+            gone += [f"win:{row['id']}" for row in rows if row["retracted_at"] is not None]
         items = [self._item(kind, prefix, row) for row in live]
+        if kind == "observation":  # messages of an ordered source also get a vector of their window
+            items += [self._item("window", "win", row) for row in live if row.get("seq") is not None]
         if items:
             self.index.upsert(items, self.embedder.embed([item.text for item in items]))
         self.index.delete(gone)
@@ -167,7 +194,12 @@ class VectorSync:
     @staticmethod
     def _item(kind: str, prefix: str, row: dict[str, Any]) -> VectorItem:
         row = native(row)
-        text = row["text"] if kind == "observation" else entity_text(row)
+        if kind == "observation":
+            text = f"{row['entity_name']}: {row['text']}"
+        elif kind == "window":
+            text = context_text(row, VECTOR_WINDOW)
+        else:
+            text = entity_text(row)
         return VectorItem(
             id=f"{prefix}:{row['id']}", space=row["space"], type=kind, text=text, entity_id=row["entity_id"],
             kind=row["kind"], valid_from=timestamp(row["valid_from"]),
@@ -217,13 +249,13 @@ class VectorSync:
 
     def _remove_orphans(self) -> int:
         """Vectors whose item was hard-deleted or retracted in Neo4j."""
-        by_prefix: dict[str, list[str]] = {"obs": [], "ent": []}
+        by_prefix: dict[str, list[str]] = {"obs": [], "win": [], "ent": []}
         for vector_id in self.index.all_ids():
             prefix, _, item_id = vector_id.partition(":")
             if prefix in by_prefix:
                 by_prefix[prefix].append(item_id)
         orphans: list[str] = []
-        for prefix, query in (("obs", EXISTING_OBSERVATIONS), ("ent", EXISTING_ENTITIES)):
+        for prefix, query in (("obs", EXISTING_OBSERVATIONS), ("win", EXISTING_OBSERVATIONS), ("ent", EXISTING_ENTITIES)):
             ids = by_prefix[prefix]
             for start in range(0, len(ids), 2000):
                 chunk = ids[start : start + 2000]

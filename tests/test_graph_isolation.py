@@ -43,6 +43,7 @@ def test_reads_cannot_see_another_tenant(tenants):
         b.history(project.id)
     assert b.find_by_name("Secret Project") == []
     assert b.find_by_name("skunkworks") == []
+    assert b.mentioned_in("what is the budget of the Secret Project and skunkworks?") == []
     assert b.list_entities().items == []
     assert b.search("secret budget skunkworks") == []
 
@@ -83,7 +84,7 @@ def test_an_id_chosen_by_another_tenant_cannot_be_claimed(tenants):
 
 
 COVERED = {
-    "get_entity", "neighbourhood", "history", "find_by_name", "list_entities", "search",
+    "get_entity", "neighbourhood", "history", "find_by_name", "mentioned_in", "list_entities", "search",
     "add_observations", "upsert_relations", "retract_relations", "retract_entity", "delete_entity", "purge_entity",
     "retract_observations", "retract_observation_texts", "upsert_entities",
 }

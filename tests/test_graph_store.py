@@ -245,6 +245,14 @@ def test_retracting_hides_but_history_keeps_everything(graph):
     assert history.relations[0].retracted_at is not None
 
 
+def test_reviving_a_deleted_entity_is_on_record(graph):
+    old = graph.upsert_entities([EntityIn(kind=Kind.DATASET, name="events")])[0]
+    graph.retract_entity(old.id)
+    revived = graph.upsert_entities([EntityIn(kind=Kind.DATASET, name="events")])[0]
+    assert revived.id == old.id and revived.retracted_at is None
+    assert graph.history(old.id).revisions[-1].changes["retracted_at"]["new"] is None
+
+
 def test_hard_delete_removes_the_entity_and_what_hangs_off_it(graph, neo4j_driver, space):
     graph.upsert_entities([EntityIn(name="tmp", attributes={"a": 1})])
     graph.add_observations([ObservationIn(entity=ref("tmp"), text="one"), ObservationIn(entity=ref("tmp"), text="two")])

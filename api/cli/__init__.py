@@ -7,8 +7,9 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from api.cli import neo4j_commands, serve_commands
+from api.cli import bench_commands, cypher_commands, index_commands, neo4j_commands, serve_commands
 from graph import KgmemError
 
 app = typer.Typer(
@@ -20,7 +21,10 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(neo4j_commands.app, name="neo4j")
+app.add_typer(bench_commands.app, name="bench")
 serve_commands.register(app)
+cypher_commands.register(app)
+index_commands.register(app)
 
 err = Console(stderr=True)
 
@@ -31,7 +35,7 @@ def main() -> None:
     try:
         app()
     except KgmemError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

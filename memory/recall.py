@@ -1,0 +1,444 @@
+"""Hybrid recall: candidates from several channels in one tenant, rescored and fused.
+
+1. Candidates. Each channel returns its best items (an item is an observation or an entity):
+   - keyword: BM25 over Neo4j's fulltext index of observations ("date. entity: text");
+   - keyword_window: BM25 over the same messages with their neighbours in an ordered source;
+   - entity: BM25 over entity names, aliases and summaries;
+   - vector / vector_window: Chroma nearest neighbours of items and of message windows;
+   - name: entities named in the query;
+   - graph: expansion from the best hits over relations (up to 2 hops, weighted by type).
+2. Rescoring. Every candidate's cosine similarity to the query is computed exactly from
+   its stored vectors, so an item found by one channel is still judged by all of them.
+3. Fusion. A weighted sum of per-channel scores normalised over the candidates, times
+   boosts: for observations of entities the query names, and for time-bearing text when
+   the query asks "when". Feedback on earlier briefs adds to the score.
+
+Why score fusion and not reciprocal-rank fusion: on the LoCoMo benchmark (see
+BENCHMARKS.md) rank fusion lost 0.03-0.08 recall@10 against normalised scores,
+because it throws away how far ahead a channel's best item is.
+
+What runs and with what weights is a `RecallConfig`, so callers and benchmarks
+declare a configuration instead of branching in code.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+from neo4j import Driver
+from pydantic import BaseModel, Field
+
+from graph import lucene, records
+from graph.model import Provenance
+from graph.reads import GraphReader, entity_visible, fact_visible
+from graph.vocabulary import Kind
+from memory.embedder import Embedder
+from memory.index import VectorIndex
+
+ItemType = Literal["observation", "entity"]
+
+# How much relevance a hop over each relation type carries; unknown types get DEFAULT_RELATION_WEIGHT.
+RELATION_WEIGHTS: dict[str, float] = {
+    "LEARNED_FROM": 1.0, "APPLIES_TO": 1.0, "RESOLVED_BY": 0.9, "CAUSED": 0.9, "SUPERSEDES": 0.8,
+    "PRODUCED": 0.8, "VERSION_OF": 0.8, "EVALUATED_IN": 0.7, "USES_FEATURE": 0.6, "TRAINED_ON": 0.6,
+    "DELEGATED_TO": 0.6, "PART_OF": 0.6, "DEPENDS_ON": 0.6, "FEEDS_INTO": 0.6, "LEADS_ANALYSIS_FOR": 0.5,
+    "USES_TECHNOLOGY": 0.5, "IN_STAGE": 0.4, "MENTIONS": 0.5, "RELATED_TO": 0.5,
+}
+DEFAULT_RELATION_WEIGHT = 0.4
+
+# Closed-class English words and question words: they carry no topic, so they leave the keyword query.
+QUERY_STOPWORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being below between both but
+by can could did do does doing down during each few for from further had has have having he her here hers herself
+him himself his how i if in into is it its itself just me more most my myself no nor not now of off on once only or
+other our ours ourselves out over own same she should so some such than that the their theirs them themselves then
+there these they this those through to too under until up very was we were what when where which while who whom why
+will with would you your yours yourself yourselves s t don shall may might must ever also kind kinds type types
+""".split())
+TIME_QUESTION = re.compile(r"^\s*(when|how long)\b", re.IGNORECASE)
+TIME_WORDS = re.compile(
+    r"\b(yesterday|today|tonight|tomorrow|last|next|ago|week|weekend|month|year|monday|tuesday|wednesday|thursday|"
+    r"friday|saturday|sunday|january|february|march|april|may|june|july|august|september|october|november|"
+    r"december|\d{4})\b", re.IGNORECASE)
+
+KEYWORD_CHANNELS = ("keyword", "keyword_window", "entity")
+VECTOR_CHANNELS = ("vector", "vector_window")
+
+
+class RecallConfig(BaseModel):
+    """Which channels run, how deep, and how they are weighed. A weight of 0 turns a channel off."""
+
+    candidates: int = Field(100, ge=1, le=500, description="Items each channel contributes")
+    weights: dict[str, float] = Field(default_factory=lambda: {
+        "keyword": 0.75, "keyword_window": 1.0, "entity": 0.75,
+        "vector": 1.0, "vector_window": 1.0, "graph": 0.5,
+    })
+    name_matches: bool = True
+    named_boost: float = Field(0.5, ge=0, description="Boost for observations of entities the query names")
+    time_boost: float = Field(0.5, ge=0, description="Boost for time-bearing text when the query asks when")
+    query_stopwords: bool = True
+    expansion_depth: int = Field(1, ge=0, le=2)
+    expansion_seeds: int = Field(5, ge=0, le=50)
+    observations_per_entity: int = Field(5, ge=0, le=50)
+    recency_half_life_days: float | None = Field(None, gt=0, description="Newer items score higher when set")
+    recency_weight: float = Field(0.1, ge=0, le=1)
+
+    def on(self, channel: str) -> bool:
+        return self.weights.get(channel, 0.0) > 0
+
+
+class RecallQuery(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+    limit: int = Field(10, ge=1, le=100)
+    kinds: list[Kind] | None = Field(None, description="Only items about entities of these kinds")
+    types: list[ItemType] | None = Field(None, description="Only observations, or only entities")
+    project_id: str | None = None
+    agent: str | None = None
+    since: datetime | None = Field(None, description="Only items still valid at or after this time")
+    until: datetime | None = Field(None, description="Only items that began before this time")
+    as_of: datetime | None = Field(None, description="Facts valid at this time instead of now")
+
+
+class EntityBrief(BaseModel):
+    id: str
+    name: str
+    kind: str
+    entity_type: str
+
+
+class RecallItem(BaseModel):
+    id: str
+    type: ItemType
+    text: str
+    score: float
+    channels: list[str]
+    entity: EntityBrief
+    ref: str | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    recorded_at: datetime | None = None
+    provenance: Provenance = Field(default_factory=Provenance)
+
+
+class RecallResult(BaseModel):
+    query: str
+    items: list[RecallItem]
+    took_ms: float
+    channel_hits: dict[str, int]
+
+
+# -- queries ------------------------------------------------------------------------------------
+
+def _brief(var: str) -> str:
+    return f"{var} {{.id, .name, .kind, .entity_type}}"
+
+
+def _keyword_query(index: str) -> str:
+    return f"""
+CALL db.index.fulltext.queryNodes('{index}', $query, {{limit: $k}}) YIELD node AS o, score
+WHERE o.space = $space AND {fact_visible('o')}
+MATCH (e:Entity)-[:HAS_OBSERVATION]->(o)
+WHERE ($kinds IS NULL OR e.kind IN $kinds) AND {entity_visible('e')}
+RETURN o {{.*}} AS item, {_brief('e')} AS entity, score
+"""
+
+
+KEYWORD_OBSERVATIONS = _keyword_query("observation_text")
+KEYWORD_CONTEXTS = _keyword_query("observation_context")
+
+KEYWORD_ENTITIES = f"""
+CALL db.index.fulltext.queryNodes('entity_text', $query, {{limit: $k}}) YIELD node AS e, score
+WHERE e.space = $space AND ($kinds IS NULL OR e.kind IN $kinds) AND {entity_visible('e')}
+RETURN e {{.*}} AS item, {_brief('e')} AS entity, score
+"""
+
+FETCH_OBSERVATIONS = f"""
+UNWIND $ids AS id
+MATCH (e:Entity)-[:HAS_OBSERVATION]->(o:Observation {{id: id}})
+WHERE o.space = $space AND {fact_visible('o')} AND ($kinds IS NULL OR e.kind IN $kinds) AND {entity_visible('e')}
+RETURN o {{.*}} AS item, {_brief('e')} AS entity
+"""
+
+FETCH_ENTITIES = f"""
+UNWIND $ids AS id
+MATCH (e:Entity {{id: id}})
+WHERE e.space = $space AND ($kinds IS NULL OR e.kind IN $kinds) AND {entity_visible('e')}
+RETURN e {{.*}} AS item, {_brief('e')} AS entity
+"""
+
+
+def _expand_query(depth: int) -> str:
+    # Variable-length bounds must be literals; depth comes from the fixed set {1, 2}.
+    return f"""
+UNWIND $seeds AS seed
+MATCH (s:Entity {{id: seed}})
+WHERE s.space = $space
+MATCH p = (s)-[rels*1..{depth}]-(n:Entity)
+WHERE n <> s AND all(r IN rels WHERE r.space = $space AND NOT type(r) IN ['HAS_OBSERVATION', 'HAS_REVISION']
+                     AND {fact_visible('r')}) AND ($kinds IS NULL OR n.kind IN $kinds) AND {entity_visible('n')}
+RETURN seed, n {{.*}} AS item, {_brief('n')} AS entity, [r IN rels | type(r)] AS types
+LIMIT 500
+"""
+
+
+EXPANSIONS = {depth: _expand_query(depth) for depth in (1, 2)}
+
+OBSERVATIONS_OF_ENTITIES = f"""
+UNWIND $ids AS id
+MATCH (e:Entity {{id: id}})-[:HAS_OBSERVATION]->(o:Observation)
+WHERE e.space = $space AND {fact_visible('o')}
+WITH e, o ORDER BY o.valid_from DESC, o.id
+WITH e, collect(o)[..$per_entity] AS recent
+UNWIND recent AS o
+RETURN o {{.*}} AS item, {_brief('e')} AS entity
+"""
+
+# Entities that belong to a project: the project itself and what hangs off it within two hops.
+PROJECT_SCOPE = f"""
+MATCH (p:Project {{id: $project_id}})
+WHERE p.space = $space
+OPTIONAL MATCH (p)-[rels*1..2]-(n:Entity)
+WHERE all(r IN rels WHERE r.space = $space AND {fact_visible('r')})
+RETURN p.id AS project, collect(DISTINCT n.id) AS members
+"""
+
+
+def keyword_terms(text: str, *, drop_stopwords: bool) -> str:
+    """The Lucene OR-query of the text's topical words ('' if it has none)."""
+    terms = lucene.any_terms(text).split()
+    kept = [w for w in terms if w not in QUERY_STOPWORDS] if drop_stopwords else terms
+    return " ".join(kept or terms)
+
+
+class _Candidate:
+    __slots__ = ("key", "type", "props", "entity", "scores", "channels")
+
+    def __init__(self, key: str, item_type: ItemType, props: dict[str, Any], entity: dict[str, Any]) -> None:
+        self.key = key
+        self.type = item_type
+        self.props = props
+        self.entity = entity
+        self.scores: dict[str, float] = {}
+        self.channels: list[str] = []
+
+    def hit(self, channel: str, score: float) -> None:
+        self.scores[channel] = max(self.scores.get(channel, float("-inf")), score)
+        if channel not in self.channels:
+            self.channels.append(channel)
+
+
+class Recall:
+    """Runs hybrid recall for one tenant at a time."""
+
+    def __init__(self, driver: Driver, database: str, index: VectorIndex | None, embedder: Embedder,
+                 config: RecallConfig | None = None) -> None:
+        self.driver = driver
+        self.database = database
+        self.index = index
+        self.embedder = embedder
+        self.config = config or RecallConfig()
+
+    def _rows(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
+        params.setdefault("as_of", None)
+        params.setdefault("known_at", None)
+        records_, _, _ = self.driver.execute_query(cypher, parameters_=params, database_=self.database, routing_="r")
+        return [record.data() for record in records_]
+
+    def recall(self, space: str, query: RecallQuery, *, config: RecallConfig | None = None,
+               boosts: dict[str, float] | None = None) -> RecallResult:
+        """`boosts` adds to the fused score of items by id (feedback on earlier briefs)."""
+        started = time.perf_counter()
+        cfg = config or self.config
+        base = {"space": space, "as_of": query.as_of, "kinds": [k.value for k in query.kinds] if query.kinds else None}
+        pool: dict[str, _Candidate] = {}
+        vector = self.embedder.embed_one(query.text) if any(cfg.on(c) for c in VECTOR_CHANNELS) else None
+
+        self._keyword(query, cfg, base, pool)
+        self._vector(query, cfg, base, vector, pool)
+        named = self._names(space, query, cfg, base, pool)
+        self._graph(cfg, base, pool, named)
+        if vector is not None:
+            self._rescore(vector, pool)
+
+        ranked = self._fuse(query, cfg, pool, named, boosts or {})
+        members = self._project_members(space, query) if query.project_id else None
+        items = [c for c in ranked if self._passes(c, query, members)][: query.limit]
+        hits: dict[str, int] = defaultdict(int)
+        for candidate in pool.values():
+            for channel in candidate.channels:
+                hits[channel] += 1
+        return RecallResult(query=query.text, items=[self._result(c) for c in items],
+                            took_ms=round((time.perf_counter() - started) * 1000, 2), channel_hits=dict(hits))
+
+    # -- candidates -----------------------------------------------------------------------------
+    def _add(self, pool: dict[str, _Candidate], item_type: ItemType, props: dict[str, Any], entity: dict[str, Any]) -> _Candidate:
+        key = f"{'obs' if item_type == 'observation' else 'ent'}:{props['id']}"
+        if key not in pool:
+            pool[key] = _Candidate(key, item_type, records.native(props), entity)
+        return pool[key]
+
+    def _keyword(self, query: RecallQuery, cfg: RecallConfig, base: dict, pool: dict[str, _Candidate]) -> None:
+        terms = keyword_terms(query.text, drop_stopwords=cfg.query_stopwords)
+        if not terms:
+            return
+        lucene_query = lucene.in_space(base["space"], terms)
+        for channel, cypher, item_type in (("keyword", KEYWORD_OBSERVATIONS, "observation"),
+                                           ("keyword_window", KEYWORD_CONTEXTS, "observation"),
+                                           ("entity", KEYWORD_ENTITIES, "entity")):
+            if cfg.on(channel):
+                for row in self._rows(cypher, query=lucene_query, k=cfg.candidates, **base):
+                    self._add(pool, item_type, row["item"], row["entity"]).hit(channel, float(row["score"]))
+
+    def _vector(self, query, cfg, base, vector, pool) -> None:
+        if vector is None or self.index is None:
+            return
+        at = query.as_of.timestamp() if query.as_of else None
+        found: dict[str, list[tuple[str, str]]] = {"obs": [], "ent": []}
+        for channel, types in (("vector", ["observation", "entity"]), ("vector_window", ["window"])):
+            if not cfg.on(channel):
+                continue
+            for hit in self.index.query(vector, space=base["space"], k=cfg.candidates, types=types, kinds=base["kinds"],
+                                        project_id=query.project_id, agent=query.agent, at=at):
+                prefix, _, item_id = hit.id.partition(":")
+                found["ent" if prefix == "ent" else "obs"].append((item_id, channel))
+        for prefix, cypher, item_type in (("obs", FETCH_OBSERVATIONS, "observation"), ("ent", FETCH_ENTITIES, "entity")):
+            ids = sorted({item_id for item_id, _ in found[prefix]})
+            if not ids:
+                continue
+            rows = {row["item"]["id"]: row for row in self._rows(cypher, ids=ids, **base)}
+            for item_id, channel in found[prefix]:
+                if item_id in rows:  # a vector whose item is gone or filtered out is ignored
+                    candidate = self._add(pool, item_type, rows[item_id]["item"], rows[item_id]["entity"])
+                    if channel not in candidate.channels:
+                        candidate.channels.append(channel)
+
+    def _names(self, space, query, cfg, base, pool) -> set[str]:
+        """Ids of the entities the query names; they are candidates and boost their observations."""
+        if not cfg.name_matches:
+            return set()
+        named = set()
+        for entity in GraphReader(self.driver, self.database, space).mentioned_in(query.text, limit=10):
+            named.add(entity.id)
+            if base["kinds"] and entity.kind.value not in base["kinds"]:
+                continue
+            props = {**entity.model_dump(mode="python", exclude={"attributes", "provenance"}),
+                     **entity.attributes, **entity.provenance.model_dump(), "kind": entity.kind.value}
+            brief = {"id": entity.id, "name": entity.name, "kind": entity.kind.value, "entity_type": entity.entity_type}
+            self._add(pool, "entity", props, brief).hit("name", 1.0)
+        return named
+
+    def _graph(self, cfg: RecallConfig, base: dict, pool: dict[str, _Candidate], named: set[str]) -> None:
+        """Neighbours of the entities behind the strongest candidates, and their recent observations."""
+        if not cfg.on("graph") or not cfg.expansion_seeds:
+            return
+        strongest = sorted(pool.values(), key=lambda c: (-max(c.scores.values(), default=0.0), c.key))
+        seeds: list[str] = [entity_id for entity_id in sorted(named)]
+        for candidate in strongest:
+            if len(seeds) >= cfg.expansion_seeds:
+                break
+            if candidate.entity["id"] not in seeds:
+                seeds.append(candidate.entity["id"])
+        if cfg.expansion_depth and seeds:
+            for row in self._rows(EXPANSIONS[cfg.expansion_depth], seeds=seeds, **base):
+                weight = 1.0
+                for hop, rel_type in enumerate(row["types"]):
+                    weight *= RELATION_WEIGHTS.get(rel_type, DEFAULT_RELATION_WEIGHT) * (0.5 if hop else 1.0)
+                self._add(pool, "entity", row["item"], row["entity"]).hit("graph", weight)
+        if cfg.observations_per_entity and seeds:
+            lessons_and_named = [s for s in seeds if s not in named]  # a named person's whole history would flood
+            for row in self._rows(OBSERVATIONS_OF_ENTITIES, ids=lessons_and_named,
+                                  per_entity=cfg.observations_per_entity, **base):
+                self._add(pool, "observation", row["item"], row["entity"]).hit("graph", 0.5)
+
+    def _rescore(self, vector: list[float], pool: dict[str, _Candidate]) -> None:
+        """Exact cosine of every candidate (and its window) with the query, from the stored vectors."""
+        if self.index is None or not pool:
+            return
+        ids = [c.key for c in pool.values()] + [f"win:{c.props['id']}" for c in pool.values() if c.type == "observation"]
+        stored = self.index.vectors(ids)
+        if not stored:
+            return
+        keys = list(stored)
+        # Vectors are normalised, so dot products are cosines.
+        similarity = dict(zip(keys, (np.asarray([stored[k] for k in keys]) @ np.asarray(vector)).tolist()))
+        for candidate in pool.values():
+            if candidate.key in similarity:
+                candidate.scores["vector"] = similarity[candidate.key]
+            window_key = f"win:{candidate.props['id']}"
+            if candidate.type == "observation" and window_key in similarity:
+                candidate.scores["vector_window"] = similarity[window_key]
+
+    # -- fusion ------------------------------------------------------------------------------------
+    def _fuse(self, query: RecallQuery, cfg: RecallConfig, pool: dict[str, _Candidate], named: set[str],
+              boosts: dict[str, float]) -> list[_Candidate]:
+        candidates = list(pool.values())
+        fused = {c.key: 0.0 for c in candidates}
+        for channel in (*KEYWORD_CHANNELS, "name", "graph"):  # by their maximum: 0 stays "not found"
+            weight = cfg.weights.get(channel, 1.0 if channel == "name" else 0.0)
+            top = max((c.scores.get(channel, 0.0) for c in candidates), default=0.0)
+            if weight and top > 0:
+                for c in candidates:
+                    fused[c.key] += weight * c.scores.get(channel, 0.0) / top
+        for channel in VECTOR_CHANNELS:  # min-max: cosines have no natural zero
+            weight = cfg.weights.get(channel, 0.0)
+            values = [c.scores[channel] for c in candidates if channel in c.scores]
+            if weight and values:
+                low, high = min(values), max(values)
+                for c in candidates:
+                    if channel in c.scores and high > low:
+                        fused[c.key] += weight * (c.scores[channel] - low) / (high - low)
+        asks_when = bool(TIME_QUESTION.match(query.text))
+        now = time.time()
+        top_score = max(fused.values(), default=0.0)
+        for c in candidates:
+            if c.type == "observation" and c.entity["id"] in named:
+                fused[c.key] *= 1 + cfg.named_boost
+            if asks_when and TIME_WORDS.search(c.props.get("text") or c.props.get("summary") or ""):
+                fused[c.key] *= 1 + cfg.time_boost
+            if cfg.recency_half_life_days:
+                began = c.props.get("valid_from") or c.props.get("created_at")
+                if isinstance(began, datetime):
+                    age_days = max(0.0, (now - began.timestamp()) / 86400)
+                    fused[c.key] += cfg.recency_weight * top_score * 0.5 ** (age_days / cfg.recency_half_life_days)
+            fused[c.key] += boosts.get(c.props["id"], 0.0) * top_score
+        for c in candidates:
+            c.scores["fused"] = fused[c.key]
+        return sorted(candidates, key=lambda c: (-fused[c.key], c.key))
+
+    def _project_members(self, space: str, query: RecallQuery) -> set[str]:
+        rows = self._rows(PROJECT_SCOPE, space=space, project_id=query.project_id, as_of=query.as_of)
+        return {rows[0]["project"], *rows[0]["members"]} if rows else set()
+
+    @staticmethod
+    def _passes(c: _Candidate, query: RecallQuery, members: set[str] | None) -> bool:
+        """Filters every channel honours (the vector channels also apply them inside Chroma)."""
+        props = c.props
+        if query.types and c.type not in query.types:
+            return False
+        if members is not None and c.entity["id"] not in members:
+            return False
+        if query.agent and props.get("agent") != query.agent:
+            return False
+        began = props.get("valid_from") or props.get("created_at")
+        ended = props.get("valid_to")
+        if query.since and ended is not None and ended < query.since:
+            return False
+        if query.until and isinstance(began, datetime) and began > query.until:
+            return False
+        return True
+
+    @staticmethod
+    def _result(c: _Candidate) -> RecallItem:
+        props = c.props
+        text = props["text"] if c.type == "observation" else (props.get("summary") or props.get("name") or "")
+        return RecallItem(
+            id=props["id"], type=c.type, text=text, score=round(c.scores["fused"], 6), channels=c.channels,
+            entity=EntityBrief(**c.entity), ref=props.get("ref"),
+            valid_from=props.get("valid_from") or props.get("created_at"), valid_to=props.get("valid_to"),
+            recorded_at=props.get("recorded_at") or props.get("created_at"), provenance=records.provenance(props),
+        )

@@ -1,0 +1,296 @@
+"""Free-text memory through mem0 2.2.1: real Neo4j, real Chroma, the real embedder.
+
+The only fake is the Anthropic HTTP edge (tests/fakes.py): a real `anthropic.Anthropic`
+whose transport answers with scripted Messages API responses, so mem0's own extraction
+path (prompt building, the SDK call, JSON parsing, hash dedup, storage) runs for real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from fakes import FakeAnthropicTransport
+
+from graph.errors import ConfigurationError, InvalidInput, NotFound
+from graph.model import EntityIn
+from graph.vocabulary import Kind
+from memory import open_chroma
+from memory.free_text import (
+    AddMemoryRequest,
+    FreeTextMemory,
+    LLMUnavailable,
+    SearchMemoryRequest,
+    UpdateMemoryRequest,
+)
+from memory.sync import entity_text
+
+REPO = Path(__file__).resolve().parent.parent
+
+CHURN = "The churn model is retrained every Monday on the March snapshot"
+POLARS = "Alice prefers Polars over pandas for dataframe work"
+
+
+@pytest.fixture
+def chroma(settings):
+    return open_chroma(settings)
+
+
+@pytest.fixture
+def changes() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def free(settings, chroma, embedder, graph_store, changes) -> FreeTextMemory:
+    return FreeTextMemory(settings, chroma, embedder, graph_store.space, on_graph_change=changes.append)
+
+
+@pytest.fixture
+def other_space(neo4j_driver):
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield name
+    neo4j_driver.execute_query("MATCH (n {space: $space}) DETACH DELETE n", space=name)
+
+
+def extraction(*texts: str) -> str:
+    """What Claude answers to mem0 2.2.1's additive extraction prompt."""
+    return json.dumps({"memory": [{"id": str(i), "text": text, "attributed_to": "user"}
+                                  for i, text in enumerate(texts)]})
+
+
+def mentions_of(graph, memory_id: str) -> set[str]:
+    return {r.target_name for r in graph.history(memory_id).relations
+            if r.type == "MENTIONS" and r.valid_to is None and r.retracted_at is None}
+
+
+# -- set-up -------------------------------------------------------------------------------------
+def test_telemetry_is_off_before_mem0_is_imported(tmp_path):
+    """A fresh interpreter: importing kgmem's module sets the variable, and mem0 imported after it reads it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MEM0_TELEMETRY", "MEM0_DIR")}
+    env["MEM0_DIR"] = str(tmp_path / "mem0-dir")
+    script = (
+        "import os, sys\n"
+        "import memory.free_text\n"
+        "assert 'mem0' not in sys.modules, 'memory.free_text imported mem0 at import time'\n"
+        "assert os.environ['MEM0_TELEMETRY'] == 'False'\n"
+        "from mem0.memory import telemetry\n"
+        "print(telemetry.MEM0_TELEMETRY, telemetry.client_telemetry.posthog)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "None"]
+
+
+def test_mem0_runs_on_our_chroma_embedder_and_directories(free, settings, chroma, embedder):
+    from mem0.memory import main as mem0_main, telemetry
+
+    assert os.environ["MEM0_TELEMETRY"] == "False"
+    assert telemetry.MEM0_TELEMETRY is False and mem0_main.MEM0_TELEMETRY is False
+    history = settings.home / "mem0" / "history.db"
+    assert history.is_file() and free.mem0.config.history_db_path == str(history)
+    assert free.mem0.vector_store.client is chroma
+    assert free.collection_name in {c.name for c in chroma.list_collections()}
+    assert free.mem0.embedding_model.embedder is embedder
+    assert free.mem0.embedding_model.embed("hello", "add") == embedder.embed_one("hello")
+    assert free.mem0.llm.config.model == "claude-sonnet-4-5"
+
+
+# -- infer=False --------------------------------------------------------------------------------
+def test_add_search_update_delete_with_real_embeddings(free, changes, graph, space, neo4j_driver):
+    graph.upsert_entities([EntityIn(kind=Kind.PROJECT, name="churn"), EntityIn(kind=Kind.TECHNOLOGY, name="Polars")])
+
+    added = free.add(space, CHURN, user_id="alice", metadata={"topic": "ml"}, infer=False)
+    assert [(r["memory"], r["event"], r["role"]) for r in added["results"]] == [(CHURN, "ADD", "user")]
+    churn_id = added["results"][0]["id"]
+    polars_id = free.add(space, [{"role": "user", "content": POLARS}], user_id="alice", infer=False)["results"][0]["id"]
+    assert changes == [space, space]
+
+    found = free.search(space, "How often is the churn model retrained?", user_id="alice")["results"]
+    assert [r["id"] for r in found][:2] == [churn_id, polars_id]
+    assert found[0]["memory"] == CHURN and found[0]["user_id"] == "alice" and found[0]["score"] > found[1]["score"]
+    assert found[0]["metadata"] == {"topic": "ml", "space": space}
+    assert free.search(space, "dataframe library", user_id="alice")["results"][0]["id"] == polars_id
+    only_ml = free.search(space, "dataframe library", user_id="alice", filters={"topic": "ml"})["results"]
+    assert [r["id"] for r in only_ml] == [churn_id]
+    either = free.search(space, "dataframe library", user_id="alice", filters={"OR": [{"topic": "ml"}, {"topic": "x"}]})
+    assert [r["id"] for r in either["results"]] == [churn_id]
+    assert free.search(space, "churn", user_id="bob")["results"] == []
+
+    listed = free.get_all(space, user_id="alice")["results"]
+    assert sorted(r["id"] for r in listed) == sorted([churn_id, polars_id])
+    assert {r["user_id"] for r in listed} == {"alice"}
+    assert free.get(space, churn_id)["memory"] == CHURN
+
+    # The graph: a Memory entity per memory, MENTIONS to the entities it names, and into hybrid recall.
+    memory = graph.get_entity(churn_id)
+    assert (memory.kind, memory.name, memory.summary) == (Kind.MEMORY, churn_id, CHURN)
+    assert memory.attributes["mem0_id"] == churn_id and memory.attributes["user_id"] == "alice"
+    assert mentions_of(graph, churn_id) == {"churn"}
+    assert mentions_of(graph, polars_id) == {"Polars"}
+    # Pending for vector sync (which the caller runs from on_graph_change), as recall text its summary.
+    rows, _, _ = neo4j_driver.execute_query(
+        "MATCH (e:Memory {id: $id}) RETURN e.vector_status AS status, e.space AS space", id=churn_id)
+    assert rows[0].data() == {"status": "pending", "space": space}
+    assert entity_text({"kind": "Memory", "name": churn_id, "summary": CHURN}) == CHURN
+
+    moved = "The churn model is retrained every Friday with Polars"
+    assert free.update(space, churn_id, moved) == {"message": "Memory updated successfully!"}
+    assert free.search(space, "When is the churn model retrained?", user_id="alice")["results"][0]["memory"] == moved
+    events = free.history(space, churn_id)
+    assert [(e["event"], e["old_memory"], e["new_memory"]) for e in events] == [("ADD", None, CHURN), ("UPDATE", CHURN, moved)]
+    assert graph.get_entity(churn_id).summary == moved
+    assert mentions_of(graph, churn_id) == {"churn", "Polars"}
+
+    assert free.delete(space, churn_id) == {"message": "Memory deleted successfully!"}
+    assert churn_id not in [r["id"] for r in free.search(space, "churn model retraining", user_id="alice")["results"]]
+    assert [r["id"] for r in free.get_all(space, user_id="alice")["results"]] == [polars_id]
+    assert [e["event"] for e in free.history(space, churn_id)] == ["ADD", "UPDATE", "DELETE"]
+    with pytest.raises(NotFound):
+        graph.get_entity(churn_id)
+    assert graph.history(churn_id).entity.retracted_at is not None
+    assert mentions_of(graph, churn_id) == set()
+    assert changes == [space] * 4
+    with pytest.raises(NotFound):
+        free.update(space, churn_id, "too late")
+
+
+# -- infer=True: mem0's extraction, Claude at the HTTP edge ------------------------------------------
+def test_infer_runs_mem0_extraction_through_the_anthropic_sdk(settings, chroma, embedder, graph_store, graph, space):
+    fake = FakeAnthropicTransport()
+    leads = "Alice leads the churn project"
+    lightgbm = "Alice uses LightGBM for tabular models"
+    fake.text(extraction(leads, lightgbm))
+    fake.text("```json\n" + extraction(leads, "Alice's churn dashboard refreshes hourly") + "\n```")
+    free = FreeTextMemory(settings, chroma, embedder, graph_store.space, anthropic_client=fake.client())
+    graph.upsert_entities([EntityIn(kind=Kind.PROJECT, name="churn")])
+    said = "Hi, I'm Alice. I lead churn, and for tabular data I always reach for LightGBM."
+
+    added = free.add(space, [{"role": "user", "content": said}], user_id="alice", metadata={"team": "ds"})
+    assert [(r["memory"], r["event"]) for r in added["results"]] == [(leads, "ADD"), (lightgbm, "ADD")]
+
+    # mem0's own prompts reached the Messages API through the real SDK.
+    first = fake.requests[0]
+    assert (first.method, first.path, first.body["model"]) == ("POST", "/v1/messages", "claude-sonnet-4-5")
+    assert "Memory Extractor" in first.body["system"]
+    prompt = first.messages[0]["content"]
+    assert "## New Messages" in prompt and said in prompt
+    assert "## Existing Memories\n[]" in prompt
+
+    listed = free.get_all(space, user_id="alice")["results"]
+    assert {r["memory"] for r in listed} == {leads, lightgbm}
+    assert all(r["metadata"] == {"team": "ds", "space": space} for r in listed)
+    assert free.search(space, "gradient boosting library", user_id="alice")["results"][0]["memory"] == lightgbm
+    leads_id = next(r["id"] for r in added["results"] if r["memory"] == leads)
+    assert mentions_of(graph, leads_id) == {"churn"}
+
+    # A second turn: mem0 shows Claude the scope's existing memories and last messages, and drops a fact it has.
+    again = free.add(space, "My churn dashboard refreshes every hour.", user_id="alice")
+    second = fake.requests[1].messages[0]["content"]
+    assert leads in second and said in second
+    assert [(r["memory"], r["event"]) for r in again["results"]] == [("Alice's churn dashboard refreshes hourly", "ADD")]
+    assert len(free.get_all(space, user_id="alice")["results"]) == 3
+    assert fake.remaining == 0
+
+
+def test_llm_failures_are_kgmem_errors(settings, chroma, embedder, graph_store, space, monkeypatch):
+    fake = FakeAnthropicTransport()
+    fake.error(500, "api_error", "Internal server error")
+    fake.error(401, "authentication_error", "invalid x-api-key")
+    free = FreeTextMemory(settings, chroma, embedder, graph_store.space, anthropic_client=fake.client())
+    with pytest.raises(LLMUnavailable, match="infer=false"):
+        free.add(space, "I like tea", user_id="alice")
+    with pytest.raises(ConfigurationError, match="API key"):
+        free.add(space, "I like tea", user_id="alice")
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    def sync_down(space: str) -> None:
+        raise RuntimeError("vector sync is down")
+
+    offline = FreeTextMemory(settings, chroma, embedder, graph_store.space, on_graph_change=sync_down)
+    with pytest.raises(ConfigurationError, match="ANTHROPIC_API_KEY"):
+        offline.add(space, "I like tea", user_id="alice")
+    assert offline.add(space, "I like tea", user_id="alice", infer=False)["results"][0]["event"] == "ADD"
+
+
+# -- tenancy ------------------------------------------------------------------------------------
+def test_spaces_do_not_see_each_others_memories(settings, chroma, embedder, graph_store, space, other_space):
+    fake = FakeAnthropicTransport()
+    secret = "Alice's salary review is scheduled for June"
+    fake.text(extraction(secret))
+    fake.text(extraction("Alice enjoys hiking"))
+    free = FreeTextMemory(settings, chroma, embedder, graph_store.space, anthropic_client=fake.client())
+
+    mine = free.add(space, "My salary review is in June.", user_id="alice")["results"][0]["id"]
+    plain = free.add(space, "Alice owns the churn dashboard", user_id="alice", infer=False)["results"][0]["id"]
+
+    assert free.search(other_space, "salary review", user_id="alice")["results"] == []
+    assert free.get_all(other_space, user_id="alice")["results"] == []
+    for operation in (lambda: free.update(other_space, mine, "hijacked"), lambda: free.delete(other_space, mine),
+                      lambda: free.history(other_space, mine), lambda: free.get(other_space, plain)):
+        with pytest.raises(NotFound):
+            operation()
+
+    # The same user id in the other space: mem0's prompt shows none of the first space's memories or messages.
+    free.add(other_space, "I enjoy hiking.", user_id="alice")
+    prompt = fake.requests[1].messages[0]["content"]
+    assert "salary" not in prompt.lower() and "churn" not in prompt
+    assert [r["memory"] for r in free.get_all(other_space, user_id="alice")["results"]] == ["Alice enjoys hiking"]
+
+    assert {r["id"] for r in free.get_all(space, user_id="alice")["results"]} == {mine, plain}
+    assert [e["event"] for e in free.history(space, mine)] == ["ADD"]
+    free.delete(space, plain)
+    with pytest.raises(NotFound):
+        free.history(other_space, plain)  # deleted: ownership comes from the graph
+    assert [e["event"] for e in free.history(space, plain)] == ["ADD", "DELETE"]
+
+
+# -- input mistakes -----------------------------------------------------------------------------
+def test_client_mistakes_are_invalid_input_with_a_reason(free, space):
+    with pytest.raises(InvalidInput, match="at least one of user_id, agent_id or run_id"):
+        free.add(space, "hello", infer=False)
+    with pytest.raises(InvalidInput, match="reserved"):
+        free.add(space, "hello", user_id="alice", metadata={"space": "elsewhere"}, infer=False)
+    with pytest.raises(InvalidInput, match="metadata"):
+        free.add(space, "hello", user_id="alice", metadata={"nested": {"a": 1}}, infer=False)
+    with pytest.raises(InvalidInput, match="messages"):
+        free.add(space, [{"role": "robot", "content": "beep"}], user_id="alice", infer=False)
+    with pytest.raises(InvalidInput, match="user_id"):
+        free.add(space, "hello", user_id="has space", infer=False)
+    with pytest.raises(InvalidInput, match="space"):
+        free.add("no spaces allowed", "hello", user_id="alice", infer=False)
+    with pytest.raises(InvalidInput, match="filters may not name 'user_id'"):
+        free.search(space, "hello", user_id="alice", filters={"user_id": "bob"})
+    with pytest.raises(InvalidInput, match="filters may not name 'space'"):
+        free.search(space, "hello", user_id="alice", filters={"OR": [{"space": "x"}, {"topic": "y"}]})
+    with pytest.raises(InvalidInput, match="operator 'regex'"):
+        free.search(space, "hello", user_id="alice", filters={"topic": {"regex": "x"}})
+    with pytest.raises(InvalidInput, match="operator 'contains'"):  # Chroma would quietly test equality
+        free.search(space, "hello", user_id="alice", filters={"topic": {"contains": "x"}})
+    with pytest.raises(InvalidInput, match="query"):
+        free.search(space, "   ", user_id="alice")
+    with pytest.raises(InvalidInput, match="limit"):
+        free.get_all(space, user_id="alice", limit=0)
+    memory_id = free.add(space, "hello", user_id="alice", infer=False)["results"][0]["id"]
+    with pytest.raises(InvalidInput, match="text"):
+        free.update(space, memory_id, "  ")
+    with pytest.raises(NotFound):
+        free.delete(space, str(uuid.uuid4()))
+    with pytest.raises(NotFound):
+        free.history(space, str(uuid.uuid4()))
+
+
+def test_request_models_use_mem0_field_names():
+    request = AddMemoryRequest.model_validate({"messages": [{"role": "user", "content": "hi"}], "agent_id": "ml-engineer"})
+    assert request.infer is True and request.mem0_messages() == [{"role": "user", "content": "hi"}]
+    assert SearchMemoryRequest(query="x", run_id="r1").limit == 10
+    assert UpdateMemoryRequest.model_validate({"data": "new text"}).text == "new text"
+    assert UpdateMemoryRequest.model_validate({"text": "new text"}).text == "new text"
+    with pytest.raises(ValueError, match="at least one of user_id, agent_id or run_id"):
+        SearchMemoryRequest(query="x")
+
