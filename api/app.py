@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services.create(settings)
         app.state.services = services
-        services.load_embedder_in_background()
+        services.start_background_work()
         try:
             yield
         finally:

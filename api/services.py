@@ -15,6 +15,7 @@ from neo4j import Driver
 
 from graph import Settings, neo4j_target, open_driver
 from memory import Embedder, open_chroma
+from memory.service import MemoryService
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class Services:
     embedder: Embedder
     _driver: Driver | None = None
     _chroma: ClientAPI | None = None
+    _memory: MemoryService | None = None
     _embedder_error: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -34,26 +36,47 @@ class Services:
 
     def neo4j(self) -> Driver:
         with self._lock:
-            if self._driver is None:
-                self._driver = open_driver(neo4j_target(self.settings))
-            return self._driver
+            return self.neo4j_unlocked()
 
     def chroma(self) -> ClientAPI:
         with self._lock:
-            if self._chroma is None:
-                self._chroma = open_chroma(self.settings)
-            return self._chroma
+            return self.chroma_unlocked()
 
-    def load_embedder_in_background(self) -> threading.Thread:
-        def load() -> None:
+    def memory(self) -> MemoryService:
+        with self._lock:
+            if self._memory is None:
+                self._memory = MemoryService.open(self.settings, self.neo4j_unlocked(), embedder=self.embedder,
+                                                  chroma=self.chroma_unlocked())
+            return self._memory
+
+    def neo4j_unlocked(self) -> Driver:
+        if self._driver is None:
+            self._driver = open_driver(neo4j_target(self.settings))
+        return self._driver
+
+    def chroma_unlocked(self) -> ClientAPI:
+        if self._chroma is None:
+            self._chroma = open_chroma(self.settings)
+        return self._chroma
+
+    def start_background_work(self) -> threading.Thread:
+        """Load the embedding model, then reconcile the vector index with Neo4j (finishing writes
+        a crash left pending). The API answers meanwhile; /readyz says what is still loading."""
+        def work() -> None:
             try:
                 self.embedder.load()
                 log.info("embedding model %s loaded (%s)", self.embedder.name, self.embedder.model_info.source)
             except Exception as exc:  # noqa: BLE001 - reported by /readyz
                 self._embedder_error = str(exc)
                 log.error("embedding model failed to load: %s", exc)
+                return
+            try:
+                report = self.memory().reconcile()
+                log.info("start-up reconcile: %s", report)
+            except Exception:  # noqa: BLE001 - the next start or `kgmem reindex` tries again
+                log.exception("start-up reconcile failed")
 
-        thread = threading.Thread(target=load, name="embedder-load", daemon=True)
+        thread = threading.Thread(target=work, name="startup", daemon=True)
         thread.start()
         return thread
 
@@ -69,6 +92,7 @@ class Services:
             if self._driver is not None:
                 self._driver.close()
                 self._driver = None
+                self._memory = None
 
     def close(self) -> None:
         self.reset_neo4j()

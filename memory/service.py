@@ -9,8 +9,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from chromadb.api import ClientAPI
 from neo4j import Driver
@@ -19,6 +21,7 @@ from graph.model import Entity, EntityIn, Observation, ObservationIn, PurgeRepor
 from graph.settings import Settings
 from graph.store import GraphStore, SpaceGraph
 from memory.embedder import Embedder
+from memory.free_text import FreeTextMemory
 from memory.index import VectorIndex
 from memory.recall import Recall, RecallConfig, RecallQuery, RecallResult
 from memory.sync import ReconcileReport, VectorSync
@@ -29,21 +32,38 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class MemoryService:
+    settings: Settings
     graph: GraphStore
+    chroma: ClientAPI
     index: VectorIndex
     embedder: Embedder
     sync: VectorSync
     recaller: Recall
+    anthropic_client: Any = None
+    _free_text: FreeTextMemory | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def open(cls, settings: Settings, driver: Driver, *, embedder: Embedder | None = None,
-             chroma: ClientAPI | None = None, config: RecallConfig | None = None) -> MemoryService:
+             chroma: ClientAPI | None = None, config: RecallConfig | None = None,
+             anthropic_client: Any = None) -> MemoryService:
         embedder = embedder or Embedder(settings)
         graph = GraphStore(driver, settings.neo4j_database)
         graph.ensure_schema()
-        index = VectorIndex(chroma or open_chroma(settings), embedder.name, embedder.dimension)
+        chroma = chroma or open_chroma(settings)
+        index = VectorIndex(chroma, embedder.name, embedder.dimension)
         sync = VectorSync(driver, settings.neo4j_database, index, embedder)
-        return cls(graph, index, embedder, sync, Recall(driver, settings.neo4j_database, index, embedder, config))
+        recaller = Recall(driver, settings.neo4j_database, index, embedder, config)
+        return cls(settings, graph, chroma, index, embedder, sync, recaller, anthropic_client)
+
+    def free_text(self) -> FreeTextMemory:
+        """mem0 on the same Chroma and embedder; its memories become graph entities that recall finds."""
+        with self._lock:
+            if self._free_text is None:
+                self._free_text = FreeTextMemory(
+                    self.settings, self.chroma, self.embedder, self.graph, anthropic_client=self.anthropic_client,
+                    on_graph_change=lambda space: self.sync.process_pending(space=space))
+            return self._free_text
 
     def space(self, space: str) -> SpaceMemory:
         return SpaceMemory(self, self.graph.space(space))
