@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     )
     embedding_model_path: Path | None = Field(default=None, description="Explicit model directory; wins over everything.")
     embedding_device: str | None = Field(default=None, description="torch device, e.g. cpu or cuda; default: auto.")
+    reranker_model: str | None = Field(
+        default=None, description="A sentence-transformers cross-encoder (id or path) that reorders recall's top results."
+    )
 
     # -- API ---------------------------------------------------------------------
     api_host: str = "127.0.0.1"

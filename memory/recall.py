@@ -39,6 +39,7 @@ from graph.reads import GraphReader, entity_visible, fact_visible
 from graph.vocabulary import Kind
 from memory.embedder import Embedder
 from memory.index import VectorIndex
+from memory.rerank import Reranker
 
 ItemType = Literal["observation", "entity"]
 
@@ -87,6 +88,7 @@ class RecallConfig(BaseModel):
     observations_per_entity: int = Field(5, ge=0, le=50)
     recency_half_life_days: float | None = Field(None, gt=0, description="Newer items score higher when set")
     recency_weight: float = Field(0.1, ge=0, le=1)
+    rerank_top: int = Field(30, ge=0, le=200, description="How many fused results a configured cross-encoder reorders")
 
     def on(self, channel: str) -> bool:
         return self.weights.get(channel, 0.0) > 0
@@ -236,12 +238,13 @@ class Recall:
     """Runs hybrid recall for one tenant at a time."""
 
     def __init__(self, driver: Driver, database: str, index: VectorIndex | None, embedder: Embedder,
-                 config: RecallConfig | None = None) -> None:
+                 config: RecallConfig | None = None, reranker: Reranker | None = None) -> None:
         self.driver = driver
         self.database = database
         self.index = index
         self.embedder = embedder
         self.config = config or RecallConfig()
+        self.reranker = reranker
 
     def _rows(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
         params.setdefault("as_of", None)
@@ -267,7 +270,10 @@ class Recall:
 
         ranked = self._fuse(query, cfg, pool, named, boosts or {})
         members = self._project_members(space, query) if query.project_id else None
-        items = [c for c in ranked if self._passes(c, query, members)][: query.limit]
+        items = [c for c in ranked if self._passes(c, query, members)]
+        if self.reranker is not None and cfg.rerank_top:
+            items = self._rerank(query.text, items, cfg.rerank_top)
+        items = items[: query.limit]
         hits: dict[str, int] = defaultdict(int)
         for candidate in pool.values():
             for channel in candidate.channels:
@@ -409,6 +415,14 @@ class Recall:
         for c in candidates:
             c.scores["fused"] = fused[c.key]
         return sorted(candidates, key=lambda c: (-fused[c.key], c.key))
+
+    def _rerank(self, text: str, items: list[_Candidate], top: int) -> list[_Candidate]:
+        head, tail = items[:top], items[top:]
+        scores = self.reranker.scores(text, [self._result(c).text for c in head])
+        for candidate, score in zip(head, scores):
+            candidate.scores["rerank"] = score
+            candidate.channels.append("rerank")
+        return sorted(head, key=lambda c: (-c.scores["rerank"], c.key)) + tail
 
     def _project_members(self, space: str, query: RecallQuery) -> set[str]:
         rows = self._rows(PROJECT_SCOPE, space=space, project_id=query.project_id, as_of=query.as_of)

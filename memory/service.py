@@ -24,6 +24,7 @@ from memory.embedder import Embedder
 from memory.free_text import FreeTextMemory
 from memory.index import VectorIndex
 from memory.recall import Recall, RecallConfig, RecallQuery, RecallResult
+from memory.rerank import Reranker
 from memory.sync import ReconcileReport, VectorSync
 from memory.vectors import open_chroma
 
@@ -53,7 +54,8 @@ class MemoryService:
         chroma = chroma or open_chroma(settings)
         index = VectorIndex(chroma, embedder.name, embedder.dimension)
         sync = VectorSync(driver, settings.neo4j_database, index, embedder)
-        recaller = Recall(driver, settings.neo4j_database, index, embedder, config)
+        reranker = Reranker(settings.reranker_model, device=settings.embedding_device) if settings.reranker_model else None
+        recaller = Recall(driver, settings.neo4j_database, index, embedder, config, reranker)
         return cls(settings, graph, chroma, index, embedder, sync, recaller, anthropic_client)
 
     def free_text(self) -> FreeTextMemory:

