@@ -1,0 +1,97 @@
+"""`kgmem bench …`: retrieval benchmarks run through the product's own ingestion and recall."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from api.cli.context import graph_driver
+from memory.locomo import CATEGORIES, DEFAULT_K, BenchReport, default_scorer, run_benchmark
+from memory.service import MemoryService
+
+app = typer.Typer(help="Benchmarks of kgmem's recall on public data sets.", no_args_is_help=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+PHASES = {"ingest": "Ingesting turns", "query": "Asking questions"}
+
+
+@app.command()
+def locomo(
+    data: Annotated[Path, typer.Option(exists=True, dir_okay=False, readable=True,
+                                       help="A file in LoCoMo's JSON format (e.g. locomo10.json).")],
+    rankings: Annotated[Path, typer.Option(help="Where to write kgmem's rankings (JSONL); the baselines go next "
+                                                "to it as <stem>.bm25.jsonl and <stem>.vector.jsonl.")],
+    samples: Annotated[int | None, typer.Option(min=1, help="Only the first N samples of the file.")] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=100, help="Unique dia_ids written per question.")] = DEFAULT_K,
+    scorer: Annotated[Path | None, typer.Option(dir_okay=False, help="The independent scorer, locomo_eval.py.",
+                                                show_default="<repo>/../shared/bench/locomo_eval.py")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as one JSON object.")] = False,
+) -> None:
+    """Run the LoCoMo retrieval benchmark: ingest each sample into its own space (wiped first), ask every question through recall, and score kgmem, BM25 only and vector only with the independent scorer.
+
+    Prints recall@5 and recall@10 for categories 1 to 4 and overall, the ingest rate, recall latency (p50, p95) and the wall time."""
+    scorer = scorer or default_scorer()
+    with graph_driver() as (driver, settings):
+        with err.status("Loading the embedding model…"):
+            memory = MemoryService.open(settings, driver)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TimeRemainingColumn(), console=err, transient=as_json) as bars:
+            tasks: dict[str, int] = {}
+
+            def progress(phase: str, done: int, total: int) -> None:
+                if phase not in tasks:
+                    tasks[phase] = bars.add_task(PHASES.get(phase, phase), total=total)
+                bars.update(tasks[phase], completed=done, total=total)
+
+            report = run_benchmark(memory, data, rankings, samples=samples, k=k, scorer=scorer, progress=progress)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+        return
+    print_report(report)
+
+
+def _cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def print_report(report: BenchReport) -> None:
+    runs = list(report.methods.values())
+    table = Table(title=f"LoCoMo retrieval: {', '.join(report.samples)} ({report.questions} questions, "
+                        f"top {report.k} dia_ids, {report.embedding_model})", title_justify="left")
+    table.add_column("metric")
+    for run in runs:
+        table.add_column(run.label, justify="right")
+    groups = [(f"cat{c}", f"{c} {CATEGORIES[c]}") for c in (1, 2, 3, 4)] + [("overall", "overall (1-4)")]
+    for group, name in groups:
+        n = next((run.scores[group]["n"] for run in runs if isinstance(run.scores.get(group), dict)), 0)
+        for k in (5, 10):
+            style = "bold" if group == "overall" else None
+            table.add_row(f"{name} R@{k} (n={n})", *(_cell(run.recall_at(group, k)) for run in runs), style=style)
+    if any(isinstance(run.scores.get("cat5"), dict) for run in runs):
+        table.add_row("5 adversarial R@10 (apart)", *(_cell(run.recall_at("cat5", 10)) for run in runs))
+    table.add_section()
+    table.add_row("recall p50 ms", *(f"{run.p50_ms:.1f}" for run in runs))
+    table.add_row("recall p95 ms", *(f"{run.p95_ms:.1f}" for run in runs))
+    table.add_row("missing answers", *(str(run.scores.get("missing_answers", "–")) for run in runs))
+    out.print(table)
+    ingest = report.ingest
+    out.print(
+        f"ingest: {ingest.turns} turns of {ingest.samples} samples in {ingest.seconds:.1f} s = "
+        f"{ingest.turns_per_s:.1f} turns/s (embedding {ingest.embed_share:.0%}, Chroma writes {ingest.chroma_share:.0%}, "
+        f"Neo4j and the rest {max(0.0, 1 - ingest.embed_share - ingest.chroma_share):.0%})"
+    )
+    if ingest.undated_sessions:
+        out.print(f"[yellow]{ingest.undated_sessions} sessions had no date-time kgmem could read; their turns are dated now[/]")
+    out.print(f"queries: {report.questions * len(runs)} recalls in {report.query_seconds:.1f} s; "
+              f"total wall time {report.wall_seconds:.1f} s")
+    for method, channels in report.impure_baselines().items():
+        out.print(f"[yellow]warning: the {report.methods[method].label} baseline also got hits from "
+                  f"{', '.join(channels)}; RecallConfig has changed[/]")
+    out.print("rankings: " + ", ".join(str(run.rankings) for run in runs))
