@@ -16,22 +16,17 @@ err = Console(stderr=True, soft_wrap=True)
 
 @contextmanager
 def graph_driver(settings: Settings | None = None) -> Iterator[tuple[Driver, Settings]]:
-    """A driver for one command. With the managed Neo4j stopped, it runs for this command only."""
+    """A driver for one command. A stopped managed Neo4j is started and left running: stopping it
+    afterwards would pull the database from under a `kgmem serve` that attached to it meanwhile."""
     settings = settings or get_settings()
-    local: LocalNeo4j | None = None
     if settings.managed_neo4j:
         local = LocalNeo4j(settings)
         if local.running() is None:
-            with err.status("Starting the local Neo4j for this command…"):
-                local.start()
-        else:
-            local = None  # someone else's server: leave it alone
+            with err.status("Starting the local Neo4j…"):
+                state, _ = local.start()
+            err.print(f"Started the local Neo4j on {state.bolt_uri}; `kgmem neo4j stop` stops it.")
+    driver = open_driver(neo4j_target(settings))
     try:
-        driver = open_driver(neo4j_target(settings))
-        try:
-            yield driver, settings
-        finally:
-            driver.close()
+        yield driver, settings
     finally:
-        if local is not None:
-            local.stop()
+        driver.close()
