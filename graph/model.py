@@ -21,9 +21,16 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def require_visible(text: str) -> str:
+    if not text.strip():
+        raise ValueError("text must contain a visible character")
+    return text
+
+
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+VisibleText = Annotated[str, AfterValidator(require_visible)]
 Name = Annotated[str, Field(min_length=1, max_length=512)]
-Text = Annotated[str, Field(min_length=1, max_length=20_000)]
+Text = Annotated[str, Field(min_length=1, max_length=20_000), AfterValidator(require_visible)]
 Scalar = str | int | float | bool | datetime
 AttributeValue = Scalar | list[str] | list[int] | list[float] | None
 
@@ -209,13 +216,6 @@ class ObservationIn(BaseModel):
     seq: int | None = Field(default=None, ge=0, description="Position in its source, for ordered sources like conversations")
     supersedes: str | None = Field(default=None, description="Id of an observation this one replaces")
     provenance: Provenance = Field(default_factory=Provenance)
-
-    @field_validator("text")
-    @classmethod
-    def _visible(cls, text: str) -> str:
-        if not text.strip():
-            raise ValueError("text must contain a visible character")
-        return text
 
 
 class RelationIn(BaseModel):

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from graph.errors import ConfigurationError, InvalidInput, KgmemError, NotFound
-from graph.model import EntityIn, EntityRef, Provenance, RelationIn
+from graph.model import EntityIn, EntityRef, Provenance, RelationIn, VisibleText
 from graph.settings import Settings
 from graph.store import check_space
 from graph.vocabulary import Kind
@@ -175,16 +175,9 @@ class UpdateMemoryRequest(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    text: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] = Field(
+    text: Annotated[VisibleText, StringConstraints(min_length=1, max_length=100_000)] = Field(
         validation_alias=AliasChoices("text", "data"))
     metadata: dict[str, MetadataValue] | None = None
-
-    @field_validator("text")
-    @classmethod
-    def _visible(cls, text: str) -> str:
-        if not text.strip():
-            raise ValueError("text must contain a visible character")
-        return text
 
     @field_validator("metadata")
     @classmethod

@@ -18,16 +18,14 @@ from graph.store import GraphStore
 from graph.vocabulary import Kind
 
 
-@pytest.fixture(scope="module")
-def store(neo4j_driver, neo4j_server) -> GraphStore:
-    graph_store = GraphStore(neo4j_driver, neo4j_server.database)
-    graph_store.ensure_schema()
+@pytest.fixture
+def store(graph_store) -> GraphStore:
     return graph_store
 
 
 @pytest.fixture
-def space_graph(store, space):
-    return store.space(space)
+def space_graph(graph):
+    return graph
 
 
 @pytest.fixture
