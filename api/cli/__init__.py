@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from api.cli import bench_commands, cypher_commands, index_commands, neo4j_commands, serve_commands
+from api.cli import bench_commands, cypher_commands, index_commands, keys_commands, neo4j_commands, serve_commands
 from graph import KgmemError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(bench_commands.app, name="bench")
 serve_commands.register(app)
 cypher_commands.register(app)
 index_commands.register(app)
+keys_commands.register(app)
 
 err = Console(stderr=True)
 

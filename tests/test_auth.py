@@ -1,0 +1,444 @@
+"""API keys against the real Neo4j: the key store, its cache, and the FastAPI dependency."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from argon2 import PasswordHasher
+from fastapi import Depends, FastAPI
+from fastapi.testclient import TestClient
+
+from api.auth import (
+    ALL_SPACES,
+    ApiKey,
+    KeyStore,
+    Principal,
+    Scope,
+    auth_disabled_from_env,
+    check_key_name,
+    ensure_key_schema,
+    parse_token,
+    require,
+    validate_grant,
+)
+from graph.errors import ConfigurationError, InvalidInput
+
+ALL_KEY_PROPERTIES = "MATCH (k:ApiKey {key_id: $key_id}) RETURN properties(k) AS props"
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingHasher(PasswordHasher):
+    def __init__(self) -> None:
+        super().__init__()
+        self.verified: list[str] = []
+
+    def verify(self, hash, password):  # noqa: A002 - argon2's own parameter name
+        self.verified.append(hash)
+        return super().verify(hash, password)
+
+
+def _delete_keys(driver, key_ids) -> None:
+    driver.execute_query("MATCH (k:ApiKey) WHERE k.key_id IN $ids DETACH DELETE k", ids=list(key_ids))
+
+
+@pytest.fixture
+def created(neo4j_driver):
+    """key_ids this test created; their nodes are deleted afterwards (keys live in no space)."""
+    ids: list[str] = []
+    yield ids
+    _delete_keys(neo4j_driver, ids)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(neo4j_driver, neo4j_server, clock) -> KeyStore:
+    store = KeyStore(neo4j_driver, neo4j_server.database, clock=clock)
+    store.ensure_schema()
+    return store
+
+
+@pytest.fixture
+def make_key(store, created):
+    def make(scopes=("read",), spaces=("acme",), name="test key") -> tuple[ApiKey, str]:
+        key, token = store.create(name, scopes, spaces)
+        created.append(key.key_id)
+        return key, token
+
+    return make
+
+
+@pytest.fixture
+def no_keys(neo4j_driver):
+    """No ApiKey at all for the test; whatever keys were there come back afterwards."""
+    saved = [r["props"] for r in neo4j_driver.execute_query("MATCH (k:ApiKey) RETURN properties(k) AS props")[0]]
+    neo4j_driver.execute_query("MATCH (k:ApiKey) DETACH DELETE k")
+    yield
+    neo4j_driver.execute_query("MATCH (k:ApiKey) DETACH DELETE k")
+    neo4j_driver.execute_query("UNWIND $rows AS row CREATE (k:ApiKey) SET k = row", rows=saved)
+
+
+def count_keys(driver) -> int:
+    return driver.execute_query("MATCH (k:ApiKey) RETURN count(k) AS n")[0][0]["n"]
+
+
+# -- the key store ---------------------------------------------------------------------------------
+
+def test_create_then_authenticate(make_key, store):
+    key, token = make_key(scopes=["read", "write"], spaces=["acme", "beta"], name="ci job")
+    assert token.startswith(f"kgm_{key.key_id}_")
+    assert len(key.key_id) == 12
+    assert len(parse_token(token)[1]) >= 43  # 32 random bytes, url-safe base64
+    assert key.scopes == [Scope.READ, Scope.WRITE]
+    assert key.spaces == ["acme", "beta"]
+    assert key.revoked_at is None and key.last_used_at is None
+
+    found = store.authenticate(token)
+    assert found is not None
+    assert found.key_id == key.key_id
+    assert found.name == "ci job"
+    assert found.scopes == [Scope.READ, Scope.WRITE]
+    assert found.can_access("acme") and not found.can_access("gamma")
+    assert found.last_used_at is not None
+    assert store.get(key.key_id).last_used_at is not None  # recorded in Neo4j
+
+
+def test_two_keys_get_different_ids_and_secrets(make_key):
+    (one, token_one), (two, token_two) = make_key(), make_key()
+    assert one.key_id != two.key_id
+    assert parse_token(token_one)[1] != parse_token(token_two)[1]
+
+
+def test_wrong_secret_unknown_id_and_malformed_tokens_are_refused(make_key, store):
+    key, token = make_key()
+    key_id, secret = parse_token(token)
+    wrong_secret = f"kgm_{key_id}_{'A' * len(secret)}"
+    unknown_id = f"kgm_{'Z' * 12}_{secret}"
+    for bad in [wrong_secret, unknown_id, "", "kgm_", "Bearer " + token, token + "x" * 200, token[:-1] + "!",
+                f"kgx_{key_id}_{secret}", f"kgm_{key_id}{secret}", "x" * 100_000, f"kgm_{key_id}_short"]:
+        assert store.authenticate(bad) is None, bad
+    assert store.authenticate(token) is not None  # the real one still works
+
+
+def test_unknown_key_ids_cost_an_argon2_verify(neo4j_driver, neo4j_server, created):
+    hasher = CountingHasher()
+    store = KeyStore(neo4j_driver, neo4j_server.database, hasher=hasher)
+    key, token = store.create("timing", ["read"], ["acme"])
+    created.append(key.key_id)
+    secret = parse_token(token)[1]
+    assert store.authenticate(f"kgm_{'Q' * 12}_{secret}") is None
+    assert len(hasher.verified) == 1
+    assert hasher.verified[0].startswith("$argon2")
+    stored = neo4j_driver.execute_query(ALL_KEY_PROPERTIES, key_id=key.key_id)[0][0]["props"]["hash"]
+    assert hasher.verified[0] != stored  # a dummy hash, not some real key's
+
+
+def test_revoked_keys_are_refused(make_key, store):
+    key, token = make_key()
+    assert store.authenticate(token) is not None
+    assert store.revoke(key.key_id) is True
+    assert store.authenticate(token) is None  # at once on this instance, despite the cache
+    assert store.get(key.key_id).revoked_at is not None
+    assert store.revoke(key.key_id) is False  # already revoked
+    assert store.revoke("nosuchkey000") is False
+
+
+def test_other_replicas_see_a_revocation_within_the_ttl(make_key, store, neo4j_driver, neo4j_server, clock):
+    key, token = make_key()
+    assert store.authenticate(token) is not None
+    other_replica = KeyStore(neo4j_driver, neo4j_server.database)
+    assert other_replica.revoke(key.key_id) is True
+    clock.now += store.cache_ttl_s - 1
+    assert store.authenticate(token) is not None  # still cached here
+    clock.now += 2
+    assert store.authenticate(token) is None  # TTL over: Neo4j says revoked
+
+
+def test_only_successes_are_cached(make_key, store):
+    key, token = make_key()
+    key_id, secret = parse_token(token)
+    assert store.authenticate(f"kgm_{key_id}_{'B' * len(secret)}") is None
+    assert len(store._cache) == 0
+    assert store.authenticate(token) is not None
+    assert len(store._cache) == 1
+
+
+def test_the_hash_is_argon2_and_the_secret_is_nowhere_in_neo4j(make_key, neo4j_driver):
+    key, token = make_key(name="secretive")
+    secret = parse_token(token)[1]
+    props = neo4j_driver.execute_query(ALL_KEY_PROPERTIES, key_id=key.key_id)[0][0]["props"]
+    assert props["hash"].startswith("$argon2")
+    assert PasswordHasher().verify(props["hash"], secret)
+    assert set(props) >= {"key_id", "hash", "name", "scopes", "spaces", "created_at"}
+    assert "space" not in props  # not tenant data
+    for value in props.values():
+        assert secret not in str(value) and token not in str(value)
+    leaks = neo4j_driver.execute_query(
+        "MATCH (n) UNWIND keys(n) AS p WITH n[p] AS v WHERE v IS :: STRING AND v CONTAINS $secret RETURN count(*) AS n",
+        secret=secret)[0][0]["n"]
+    assert leaks == 0
+
+
+def test_list_never_returns_hashes(make_key, store):
+    key, token = make_key(name="listed")
+    listed = {k.key_id: k for k in store.list()}
+    assert key.key_id in listed
+    assert listed[key.key_id].name == "listed"
+    dumped = listed[key.key_id].model_dump_json()
+    assert "hash" not in dumped and "$argon2" not in dumped
+    assert parse_token(token)[1] not in dumped
+    assert "hash" not in ApiKey.model_fields
+
+
+def test_keys_are_unique_by_key_id(make_key, neo4j_driver):
+    key, _ = make_key()
+    from neo4j.exceptions import ConstraintError
+
+    with pytest.raises(ConstraintError):
+        neo4j_driver.execute_query("CREATE (:ApiKey {key_id: $key_id})", key_id=key.key_id)
+
+
+def test_ensure_key_schema_is_idempotent(neo4j_driver, neo4j_server):
+    ensure_key_schema(neo4j_driver, neo4j_server.database)
+    ensure_key_schema(neo4j_driver, neo4j_server.database)
+    names = {r["name"] for r in neo4j_driver.execute_query("SHOW CONSTRAINTS YIELD name RETURN name")[0]}
+    assert {"api_key_id", "api_key_bootstrap"} <= names
+
+
+@pytest.mark.parametrize(("scopes", "spaces", "message"), [
+    (["read", "bogus"], ["acme"], "unknown scope 'bogus'"),
+    ([], ["acme"], "at least one scope"),
+    (["read"], [], "at least one space"),
+    (["read"], ["bad space!"], "space 'bad space!' is not valid"),
+    (["read"], ["-leading"], "is not valid"),
+    (["read", "write"], ["*"], "only for keys with the admin scope"),
+])
+def test_scopes_and_spaces_are_validated(store, neo4j_driver, scopes, spaces, message):
+    before = count_keys(neo4j_driver)
+    with pytest.raises(InvalidInput, match=message):
+        store.create("bad", scopes, spaces)
+    assert count_keys(neo4j_driver) == before
+
+
+def test_grant_normalisation():
+    assert validate_grant([" READ", "read", Scope.ADMIN], ["acme", "acme", "b:c-1.d_e"]) == (
+        [Scope.READ, Scope.ADMIN], ["acme", "b:c-1.d_e"])
+    assert validate_grant(["admin"], ["acme", "*"]) == ([Scope.ADMIN], [ALL_SPACES])
+    with pytest.raises(InvalidInput, match="name"):
+        check_key_name("   ")
+    with pytest.raises(InvalidInput, match="name"):
+        check_key_name("n" * 201)
+    assert check_key_name("  ci  ") == "ci"
+    with pytest.raises(ValueError, match="admin"):
+        ApiKey(key_id="x" * 12, name="n", scopes=[Scope.READ], spaces=["*"], created_at="2025-01-01T00:00:00Z")
+
+
+def test_bootstrap_creates_one_admin_key_only_when_none_exist(no_keys, store, neo4j_driver):
+    token = store.ensure_bootstrap_key()
+    assert token is not None
+    key = store.authenticate(token)
+    assert key is not None
+    assert set(key.scopes) == set(Scope)
+    assert key.spaces == ["default"]
+    assert count_keys(neo4j_driver) == 1
+
+    assert store.ensure_bootstrap_key() is None
+    assert count_keys(neo4j_driver) == 1
+    store.revoke(key.key_id)
+    assert store.ensure_bootstrap_key() is None  # a revoked key is still a key: no silent new admin
+    assert count_keys(neo4j_driver) == 1
+
+
+def test_no_bootstrap_when_another_key_exists(no_keys, store, neo4j_driver):
+    store.create("first", ["read"], ["acme"])
+    assert store.ensure_bootstrap_key("acme") is None
+    assert count_keys(neo4j_driver) == 1
+
+
+def test_bootstrap_custom_space_and_validation(no_keys, store):
+    with pytest.raises(InvalidInput):
+        store.ensure_bootstrap_key("not a space")
+    token = store.ensure_bootstrap_key("team-a")
+    assert store.authenticate(token).spaces == ["team-a"]
+
+
+def test_replicas_bootstrapping_at_once_make_one_key(no_keys, neo4j_driver, neo4j_server):
+    stores = [KeyStore(neo4j_driver, neo4j_server.database) for _ in range(4)]
+    stores[0].ensure_schema()
+    barrier = threading.Barrier(len(stores))
+    tokens: list[str | None] = [None] * len(stores)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        tokens[i] = stores[i].ensure_bootstrap_key()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len([t for t in tokens if t]) == 1, tokens
+    assert count_keys(neo4j_driver) == 1
+
+
+# -- the FastAPI dependency ------------------------------------------------------------------------
+
+def make_app(store: KeyStore | None, *, auth_disabled: bool = False) -> FastAPI:
+    app = FastAPI()
+    if store is not None:
+        app.state.key_store = store
+    app.state.auth_disabled = auth_disabled
+
+    @app.get("/v1/spaces/{space}/things")
+    def read_things(space: str, principal: Principal = Depends(require(Scope.READ))) -> dict:
+        return {"space": principal.space, "key_id": principal.key.key_id, "op": "read"}
+
+    @app.post("/v1/spaces/{space}/things")
+    def write_things(space: str, principal: Principal = Depends(require(Scope.WRITE))) -> dict:
+        return {"space": principal.space, "key_id": principal.key.key_id, "op": "write"}
+
+    @app.get("/v1/admin/keys")
+    def admin_keys(principal: Principal = Depends(require(Scope.ADMIN))) -> dict:
+        return {"space": principal.space, "key_id": principal.key.key_id}
+
+    return app
+
+
+@pytest.fixture
+def client(store) -> TestClient:
+    return TestClient(make_app(store))
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_401(response) -> None:
+    assert response.status_code == 401, response.text
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_ok_with_a_bound_key_and_the_scope(client, make_key):
+    key, token = make_key(scopes=["read", "write"], spaces=["acme"])
+    response = client.get("/v1/spaces/acme/things", headers=bearer(token))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"space": "acme", "key_id": key.key_id, "op": "read"}
+    response = client.post("/v1/spaces/acme/things", headers=bearer(token))
+    assert response.status_code == 200, response.text
+    assert response.json()["op"] == "write"
+
+
+def test_401_without_a_key(client):
+    response = client.get("/v1/spaces/acme/things")
+    assert_401(response)
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert "missing API key" in response.json()["detail"]
+
+
+def test_401_with_another_scheme(client, make_key):
+    _, token = make_key()
+    response = client.get("/v1/spaces/acme/things", headers={"Authorization": f"Basic {token}"})
+    assert_401(response)
+    assert "Bearer" in response.json()["detail"]
+
+
+def test_401_with_a_bad_token(client, make_key):
+    key, token = make_key()
+    key_id, secret = parse_token(token)
+    for bad in ["nonsense", f"kgm_{key_id}_{'C' * len(secret)}", f"kgm_{'Y' * 12}_{secret}"]:
+        response = client.get("/v1/spaces/acme/things", headers=bearer(bad))
+        assert_401(response)
+        assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+        assert response.json()["detail"] == "invalid or revoked API key"
+
+
+def test_401_with_a_revoked_key(client, make_key, store):
+    key, token = make_key()
+    assert client.get("/v1/spaces/acme/things", headers=bearer(token)).status_code == 200
+    store.revoke(key.key_id)
+    response = client.get("/v1/spaces/acme/things", headers=bearer(token))
+    assert_401(response)
+    assert "revoked" in response.json()["detail"]
+
+
+def test_403_names_the_missing_scope(client, make_key):
+    _, token = make_key(scopes=["read"], spaces=["acme"])
+    response = client.post("/v1/spaces/acme/things", headers=bearer(token))
+    assert response.status_code == 403, response.text
+    assert "'write'" in response.json()["detail"]
+    assert "WWW-Authenticate" not in response.headers
+
+
+def test_404_for_a_space_the_key_is_not_bound_to(client, make_key):
+    _, token = make_key(scopes=["read"], spaces=["acme"])
+    response = client.get("/v1/spaces/other-tenant/things", headers=bearer(token))
+    assert response.status_code == 404, response.text
+    assert response.json()["detail"] == "no such space: 'other-tenant'"
+
+
+def test_admin_keys_for_all_spaces(client, make_key):
+    key, token = make_key(scopes=["admin", "read"], spaces=["*"])
+    for space in ["acme", "anything-else"]:
+        response = client.get(f"/v1/spaces/{space}/things", headers=bearer(token))
+        assert response.status_code == 200, response.text
+        assert response.json()["space"] == space
+    response = client.get("/v1/admin/keys", headers=bearer(token))
+    assert response.status_code == 200
+    assert response.json() == {"space": None, "key_id": key.key_id}
+
+
+def test_admin_scope_does_not_imply_read(client, make_key):
+    _, token = make_key(scopes=["admin"], spaces=["acme"])
+    response = client.get("/v1/spaces/acme/things", headers=bearer(token))
+    assert response.status_code == 403
+    assert "'read'" in response.json()["detail"]
+
+
+def test_the_dev_flag_admits_everything(store):
+    client = TestClient(make_app(store, auth_disabled=True))
+    for method in ("get", "post"):
+        response = getattr(client, method)("/v1/spaces/whatever/things")
+        assert response.status_code == 200, response.text
+        assert response.json()["space"] == "whatever"
+    assert client.get("/v1/admin/keys").status_code == 200
+
+
+def test_without_a_key_store_the_app_fails_closed():
+    client = TestClient(make_app(None), raise_server_exceptions=False)
+    assert client.get("/v1/spaces/acme/things", headers=bearer("kgm_x")).status_code == 500
+
+
+def test_the_dependency_is_in_openapi(client):
+    schema = client.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, False), ("", False), ("false", False), ("0", False), ("no", False),
+    ("true", True), ("TRUE", True), ("1", True), ("yes", True), ("on", True),
+])
+def test_auth_disabled_from_env(monkeypatch, value, expected):
+    if value is None:
+        monkeypatch.delenv("KGMEM_AUTH_DISABLED", raising=False)
+    else:
+        monkeypatch.setenv("KGMEM_AUTH_DISABLED", value)
+    assert auth_disabled_from_env() is expected
+
+
+def test_auth_disabled_typos_are_errors(monkeypatch):
+    monkeypatch.setenv("KGMEM_AUTH_DISABLED", "ture")
+    with pytest.raises(ConfigurationError, match="KGMEM_AUTH_DISABLED"):
+        auth_disabled_from_env()
