@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api import observability, problems
 from api.routes import health
 from api.services import Services
 from graph import Settings, get_settings
@@ -18,6 +19,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services.create(settings)
+        observability.instrument_services(services, app.state.metrics)  # before anything opens a client
         app.state.services = services
         services.start_background_work()
         try:
@@ -31,6 +33,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=_version(),
         lifespan=lifespan,
     )
+    problems.install(app)
+    observability.install(app)
     app.include_router(health.router)
     return app
 

@@ -52,7 +52,7 @@ def serve(
     else:
         out.print(f"Using Neo4j at {settings.neo4j_uri}")
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
     finally:
         if local is not None and started:
             local.stop()
