@@ -11,8 +11,9 @@ What it does, per the protocol in `shared/bench/README.md` (retrieval only, no L
   `PARTICIPATES_IN` it;
 - every turn is an observation of its speaker: the turn's text (a shared photo's caption
   appended), `valid_from` the session's date-time (UTC), `ref` its dia_id, `seq` its position in
-  the session, and provenance `source = "<sample_id>/session_<n>"`, `agent = <speaker>`; one
-  `add_observations` call per session, so vectors follow as they do for any write;
+  the session, and provenance `source = "<sample_id>/session_<n>"`, `agent = <speaker>`; written
+  by `add_observations` in calls of whole sessions (up to `batch_turns` turns), so vectors follow
+  as they do for any write;
 - every question is asked through `SpaceMemory.recall` in its sample's space; observation items
   give their `ref`, the first `k` unique ones are written as one JSON line per question;
 - the same questions run again with a `RecallConfig` that keeps only the keyword channel
@@ -53,6 +54,10 @@ DEFAULT_K = 20
 FETCH_LIMIT = 50  # items asked of recall per question; entities and repeated refs are skipped
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
 WIPE_BATCH = 5000
+# Turns per `add_observations` call; whole sessions are grouped up to this. Larger calls let the vector
+# sync embed a few hundred texts at once, which sentence-transformers sorts by length into even batches:
+# on 2 CPU cores that embeds about twice as fast as one session (~20 turns and their windows) per call.
+DEFAULT_BATCH_TURNS = 512
 
 # The hybrid product first, then the two single-channel baselines.
 METHODS: dict[str, str] = {"kgmem": "kgmem recall (hybrid)", "bm25": "BM25 only", "vector": "vector only"}
@@ -201,7 +206,7 @@ def graph_of(sample: dict[str, Any]) -> tuple[list[EntityIn], list[RelationIn]]:
 
 
 def observations_of(sample: dict[str, Any]) -> list[list[ObservationIn]]:
-    """One batch of observations per session; turns without speaker or content are left out."""
+    """One list of observations per session; turns without speaker or content are left out."""
     sample_id = str(sample["sample_id"])
     batches = []
     for number, at, turns in sessions(sample):
@@ -224,12 +229,24 @@ def turn_count(sample: dict[str, Any]) -> int:
     return sum(len(batch) for batch in observations_of(sample))
 
 
+def batches_of(sample: dict[str, Any], batch_turns: int = DEFAULT_BATCH_TURNS) -> list[list[ObservationIn]]:
+    """The sample's turns in calls of up to `batch_turns`, whole sessions only (a longer session is one call)."""
+    batches: list[list[ObservationIn]] = []
+    for session in observations_of(sample):
+        if batches and len(batches[-1]) + len(session) <= batch_turns:
+            batches[-1].extend(session)
+        else:
+            batches.append(list(session))
+    return batches
+
+
 # -- ingestion -------------------------------------------------------------------------------------
 
 @dataclass
 class IngestStats:
     samples: int = 0
     turns: int = 0
+    calls: int = 0  # add_observations calls
     seconds: float = 0.0  # wall time of the writes (Neo4j, embedding, Chroma), not of the wipes
     embed_seconds: float = 0.0
     chroma_seconds: float = 0.0
@@ -306,8 +323,9 @@ def wipe_space(memory: MemoryService, space: str) -> int:
 
 
 def ingest_sample(memory: MemoryService, sample: dict[str, Any], *, on_turns: Callable[[int], None] | None = None,
-                  stats: IngestStats | None = None) -> IngestStats:
-    """Wipe the sample's space, then write its conversation, speakers and turns through `SpaceMemory`."""
+                  stats: IngestStats | None = None, batch_turns: int = DEFAULT_BATCH_TURNS) -> IngestStats:
+    """Wipe the sample's space, then write its conversation, speakers and turns through `SpaceMemory`,
+    whole sessions at a time, up to `batch_turns` turns per call (1: one session per call)."""
     stats = stats or IngestStats()
     space = space_for(sample["sample_id"])
     wipe_space(memory, space)
@@ -318,8 +336,9 @@ def ingest_sample(memory: MemoryService, sample: dict[str, Any], *, on_turns: Ca
     with _timing_vectors(memory, stats):
         target.upsert_entities(entities)
         target.upsert_relations(relations)
-        for batch in observations_of(sample):
+        for batch in batches_of(sample, batch_turns):
             target.add_observations(batch)
+            stats.calls += 1
             stats.turns += len(batch)
             if on_turns:
                 on_turns(len(batch))
@@ -522,11 +541,14 @@ class BenchReport:
 def run_benchmark(
     memory: MemoryService, data_path: Path, rankings: Path, *, samples: int | None = None, k: int = DEFAULT_K,
     scorer: Path | None = None, progress: Progress | None = None, methods: Sequence[str] = tuple(METHODS),
+    batch_turns: int = DEFAULT_BATCH_TURNS,
 ) -> BenchReport:
     """Ingest, query with every method, score. `samples` keeps the first N samples of the file."""
     started = time.perf_counter()
     if not 1 <= k <= 100:
         raise InvalidInput("k must be between 1 and 100")
+    if batch_turns < 1:
+        raise InvalidInput("batch_turns must be at least 1")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise InvalidInput(f"unknown method(s): {', '.join(unknown)}; choose from {', '.join(METHODS)}")
@@ -552,7 +574,7 @@ def run_benchmark(
     if progress:
         progress("ingest", 0, total_turns)
     for sample in data:
-        ingest_sample(memory, sample, on_turns=turns_done, stats=stats)
+        ingest_sample(memory, sample, on_turns=turns_done, stats=stats, batch_turns=batch_turns)
 
     runs = {method: MethodRun(method, METHODS[method], baseline_path(rankings, method)) for method in methods}
     questions = sum(len(sample.get("qa") or []) for sample in data)

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from api.cli.context import graph_driver
-from memory.locomo import CATEGORIES, DEFAULT_K, BenchReport, default_scorer, run_benchmark
+from memory.locomo import CATEGORIES, DEFAULT_BATCH_TURNS, DEFAULT_K, BenchReport, default_scorer, run_benchmark
 from memory.service import MemoryService
 
 app = typer.Typer(help="Benchmarks of kgmem's recall on public data sets.", no_args_is_help=True)
@@ -32,6 +32,8 @@ def locomo(
     k: Annotated[int, typer.Option("--k", min=1, max=100, help="Unique dia_ids written per question.")] = DEFAULT_K,
     scorer: Annotated[Path | None, typer.Option(dir_okay=False, help="The independent scorer, locomo_eval.py.",
                                                 show_default="<repo>/../shared/bench/locomo_eval.py")] = None,
+    batch_turns: Annotated[int, typer.Option(min=1, help="Turns per add_observations call, in whole sessions "
+                                             "(1: one session per call).")] = DEFAULT_BATCH_TURNS,
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as one JSON object.")] = False,
 ) -> None:
     """Run the LoCoMo retrieval benchmark: ingest each sample into its own space (wiped first), ask every question through recall, and score kgmem, BM25 only and vector only with the independent scorer.
@@ -50,7 +52,8 @@ def locomo(
                     tasks[phase] = bars.add_task(PHASES.get(phase, phase), total=total)
                 bars.update(tasks[phase], completed=done, total=total)
 
-            report = run_benchmark(memory, data, rankings, samples=samples, k=k, scorer=scorer, progress=progress)
+            report = run_benchmark(memory, data, rankings, samples=samples, k=k, scorer=scorer, progress=progress,
+                                   batch_turns=batch_turns)
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
         return
@@ -83,7 +86,7 @@ def print_report(report: BenchReport) -> None:
     out.print(table)
     ingest = report.ingest
     out.print(
-        f"ingest: {ingest.turns} turns of {ingest.samples} samples in {ingest.seconds:.1f} s = "
+        f"ingest: {ingest.turns} turns of {ingest.samples} samples in {ingest.calls} calls, {ingest.seconds:.1f} s = "
         f"{ingest.turns_per_s:.1f} turns/s (embedding {ingest.embed_share:.0%}, Chroma writes {ingest.chroma_share:.0%}, "
         f"Neo4j and the rest {max(0.0, 1 - ingest.embed_share - ingest.chroma_share):.0%})"
     )

@@ -1,0 +1,78 @@
+"""`kgmem reindex` and `kgmem reindex --full`, run as a user runs them: the real executable."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from graph.model import EntityIn, EntityRef, ObservationIn
+from graph.vocabulary import Kind
+from memory.service import MemoryService
+
+KGMEM = str(Path(sys.executable).parent / "kgmem")
+
+
+def kgmem(chroma: Path, *args: str) -> subprocess.CompletedProcess:
+    # The environment carries the test session's KGMEM_HOME, so the CLI finds its managed Neo4j.
+    env = {**os.environ, "KGMEM_CHROMA_PATH": str(chroma)}
+    return subprocess.run([KGMEM, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def reported(stdout: str) -> dict[str, int]:
+    numbers = {}
+    for label in ("embedded", "deleted", "missing repaired", "orphans removed", "pending after"):
+        match = re.search(rf"{label}[^│\n]*│\s*(\d+)\s*│", stdout)
+        assert match, f"no {label!r} in the report:\n{stdout}"
+        numbers[label] = int(match.group(1))
+    return numbers
+
+
+def status_of(driver, observation_id):
+    records, _, _ = driver.execute_query("MATCH (o:Observation {id: $id}) RETURN o.vector_status AS s", id=observation_id)
+    return records[0]["s"]
+
+
+def test_reindex_and_full_reindex(managed_neo4j, neo4j_driver, graph, settings, embedder, tmp_path):
+    chroma = tmp_path / "chroma"
+    # Written to Neo4j only, as a writer that died before Chroma leaves it: pending.
+    graph.upsert_entities([EntityIn(kind=Kind.PROJECT, name="Forecast")])
+    (observation,) = graph.add_observations(
+        [ObservationIn(entity=EntityRef(name="Forecast", kind=Kind.PROJECT), text="The holiday spike breaks the baseline")])
+    assert status_of(neo4j_driver, observation.id) == "pending"
+
+    result = kgmem(chroma, "reindex")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Reconcile of the vector index" in result.stdout
+    numbers = reported(result.stdout)
+    assert numbers["embedded"] >= 2  # the project and its observation, at least
+    assert numbers["pending after"] == 0
+    assert status_of(neo4j_driver, observation.id) == "indexed"
+
+    result = kgmem(chroma, "reindex", "--full")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Full reindex of the vector index" in result.stdout
+    full = reported(result.stdout)
+    assert full["embedded"] >= 2
+    assert full["missing repaired"] == 0 and full["orphans removed"] == 0  # a full rebuild does not look for them
+    assert full["pending after"] == 0
+
+    # Right after a rebuild there is nothing to repair.
+    result = kgmem(chroma, "reindex", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    again = json.loads(result.stdout)
+    assert again["full"] is False
+    assert (again["embedded"], again["missing_repaired"], again["orphans_removed"], again["pending_after"]) == (0, 0, 0, 0)
+
+    memory = MemoryService.open(settings.model_copy(update={"chroma_path": chroma}), neo4j_driver, embedder=embedder)
+    assert memory.index.ids_in([f"obs:{observation.id}"]) == {f"obs:{observation.id}"}
+
+
+def test_reindex_help_says_when_to_use_full():
+    result = subprocess.run([KGMEM, "reindex", "--help"], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "--full" in text
+    assert "embedding model" in text and "Chroma data was lost" in text

@@ -1,0 +1,138 @@
+"""Chroma follows Neo4j: a writer killed between the two, vectors lost or left behind, a model change."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from graph.model import EntityIn, EntityRef, ObservationIn
+from graph.vocabulary import Kind
+from memory.index import ModelMismatch, VectorIndex, collection_name
+from memory.recall import RecallQuery
+from memory.service import MemoryService
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The writer: indexes an entity normally, then dies (as a SIGKILL would: no cleanup, no exception
+# handlers) the moment it tries to write an observation's vector, i.e. after Neo4j has committed it.
+WRITER = textwrap.dedent("""
+    import os, sys
+    from graph import Settings, neo4j_target, open_driver
+    from graph.model import EntityIn, EntityRef, ObservationIn
+    from graph.vocabulary import Kind
+    from memory.index import VectorIndex
+    from memory.service import MemoryService
+
+    space, text = sys.argv[1], sys.argv[2]
+    settings = Settings()
+    memory = MemoryService.open(settings, open_driver(neo4j_target(settings)))
+    target = memory.space(space)
+    target.upsert_entities([EntityIn(kind=Kind.PROJECT, name="Churn model")])
+    print("entity indexed", flush=True)
+
+    def die(self, items, vectors):
+        os._exit(137)
+
+    VectorIndex.upsert = die
+    target.add_observations([ObservationIn(entity=EntityRef(name="Churn model", kind=Kind.PROJECT), text=text)])
+    print("survived the write", flush=True)
+""")
+
+TEXT = "Retraining on the March snapshot doubled the churn model's recall"
+
+
+def observation_rows(driver, space):
+    records, _, _ = driver.execute_query(
+        "MATCH (o:Observation {space: $space}) RETURN o.id AS id, o.text AS text, o.vector_status AS status",
+        space=space)
+    return [r.data() for r in records]
+
+
+def status_of(driver, observation_id):
+    records, _, _ = driver.execute_query("MATCH (o:Observation {id: $id}) RETURN o.vector_status AS s", id=observation_id)
+    return records[0]["s"]
+
+
+def test_a_writer_killed_between_neo4j_and_chroma_is_repaired_after_restart(
+        neo4j_server, neo4j_driver, settings, embedder, space, tmp_path):
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    env = {
+        **os.environ, "PYTHONPATH": str(REPO), "NEO4J_URI": neo4j_server.uri, "NEO4J_USERNAME": neo4j_server.username,
+        "NEO4J_PASSWORD": neo4j_server.password, "NEO4J_DATABASE": neo4j_server.database,
+        "KGMEM_CHROMA_PATH": str(settings.chroma_dir),
+    }
+    result = subprocess.run([sys.executable, str(script), space, TEXT], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=300)
+    assert result.returncode == 137, result.stderr[-3000:]
+    assert "entity indexed" in result.stdout
+    assert "survived the write" not in result.stdout
+
+    # Neo4j committed the observation and still calls it pending; Chroma never got its vector.
+    rows = observation_rows(neo4j_driver, space)
+    assert [(r["text"], r["status"]) for r in rows] == [(TEXT, "pending")]
+    observation_id = rows[0]["id"]
+
+    # "Restart": a fresh service on the same Chroma directory.
+    memory = MemoryService.open(settings, neo4j_driver, embedder=embedder)
+    entity_ids = [r["id"] for r in neo4j_driver.execute_query(
+        "MATCH (e:Entity {space: $space}) RETURN e.id AS id", space=space)[0]]
+    assert memory.index.ids_in([f"ent:{i}" for i in entity_ids]) == {f"ent:{i}" for i in entity_ids}, \
+        "the writer's earlier vectors should have survived it"
+    assert memory.index.ids_in([f"obs:{observation_id}"]) == set()
+    before = [item for item in memory.space(space).recall(RecallQuery(text=TEXT)).items if item.id == observation_id]
+    assert all("vector" not in item.channels for item in before)
+
+    report = memory.reconcile()
+    assert report.embedded >= 1
+
+    found = [item for item in memory.space(space).recall(RecallQuery(text=TEXT)).items if item.id == observation_id]
+    assert len(found) == 1
+    assert "vector" in found[0].channels
+    assert found[0].text == TEXT
+    assert status_of(neo4j_driver, observation_id) == "indexed"
+    assert memory.index.ids_in([f"obs:{observation_id}"]) == {f"obs:{observation_id}"}
+
+
+def test_reconcile_repairs_missing_vectors_and_removes_orphans(settings, neo4j_driver, embedder, space):
+    memory = MemoryService.open(settings, neo4j_driver, embedder=embedder)
+    target = memory.space(space)
+    target.upsert_entities([EntityIn(kind=Kind.DATASET, name="Orders table")])
+    kept, dropped = target.add_observations([
+        ObservationIn(entity=EntityRef(name="Orders table", kind=Kind.DATASET), text="Orders arrive a day late on Mondays"),
+        ObservationIn(entity=EntityRef(name="Orders table", kind=Kind.DATASET), text="The orders table has duplicate rows"),
+    ])
+    keep, drop = f"obs:{kept.id}", f"obs:{dropped.id}"
+    assert memory.index.ids_in([keep, drop]) == {keep, drop}
+
+    # A vector deleted behind kgmem's back comes back.
+    memory.index.delete([keep])
+    assert memory.index.ids_in([keep]) == set()
+    report = memory.reconcile()
+    assert report.missing_repaired >= 1
+    assert memory.index.ids_in([keep]) == {keep}
+    assert status_of(neo4j_driver, kept.id) == "indexed"
+
+    # A vector whose observation was hard-deleted with plain Cypher goes away.
+    neo4j_driver.execute_query("MATCH (o:Observation {id: $id}) DETACH DELETE o", id=dropped.id)
+    report = memory.reconcile()
+    assert report.orphans_removed >= 1
+    assert memory.index.ids_in([drop]) == set()
+    assert memory.index.ids_in([keep]) == {keep}
+    hits = memory.space(space).recall(RecallQuery(text="duplicate rows in the orders table")).items
+    assert dropped.id not in {item.id for item in hits}
+
+
+def test_a_collection_of_another_model_is_refused_with_the_way_out(settings, neo4j_driver, embedder):
+    memory = MemoryService.open(settings, neo4j_driver, embedder=embedder)
+    # Another model whose collection name is the same (names are slugged: case and punctuation fold).
+    other = embedder.name.upper().replace("-", "_")
+    assert other != embedder.name
+    assert collection_name(other, embedder.dimension) == memory.index.collection.name
+    with pytest.raises(ModelMismatch) as caught:
+        VectorIndex(memory.index.client, other, embedder.dimension)
+    assert "kgmem reindex" in str(caught.value)
+    assert embedder.name in str(caught.value) and other in str(caught.value)
