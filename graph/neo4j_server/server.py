@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from neo4j import GraphDatabase
-from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable
+from neo4j.exceptions import AuthError, DriverError, Neo4jError, ServiceUnavailable
 
 from graph.errors import Neo4jStartError, Neo4jUnavailable, PortInUse
 from graph.neo4j_server.distribution import Distribution, DistributionResolver
@@ -281,6 +281,7 @@ class LocalNeo4j:
     def _wait_for_bolt(self, process: subprocess.Popen, state: RunState, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         auth = (self.settings.neo4j_username, self.password())
+        rejected: AuthError | None = None
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise Neo4jStartError(
@@ -288,16 +289,21 @@ class LocalNeo4j:
                     f"(logs: {self.logs_dir})"
                 )
             try:
-                with GraphDatabase.driver(state.bolt_uri, auth=auth) as driver:
-                    driver.verify_connectivity()
+                # Bolt opens before the databases are online, so wait for a real query to answer.
+                with GraphDatabase.driver(state.bolt_uri, auth=auth, notifications_min_severity="OFF") as driver:
+                    driver.execute_query("RETURN 1", database_=self.settings.neo4j_database)
                 return
             except AuthError as exc:
-                raise Neo4jStartError(
-                    f"Neo4j rejected kgmem's password in {self.password_file}: {exc.message}. "
-                    f"If you deleted that file, also delete {self.data_dir} to start afresh"
-                ) from exc
-            except (ServiceUnavailable, Neo4jError, OSError):
+                # Keep waiting: if another server took the port we picked, ours exits (reported above).
+                rejected = exc
                 time.sleep(0.5)
+            except (DriverError, Neo4jError, OSError):
+                time.sleep(0.5)
+        if rejected is not None:
+            raise Neo4jStartError(
+                f"Neo4j on {state.bolt_uri} rejected kgmem's password in {self.password_file}: {rejected.message}. "
+                f"If you deleted that file, also delete {self.data_dir} to start afresh"
+            )
         raise Neo4jStartError(f"Neo4j did not answer on {state.bolt_uri} within {timeout:.0f}s (logs: {self.logs_dir})")
 
     def _failure_reason(self) -> str:
