@@ -13,6 +13,7 @@ import pytest
 from memory.locomo import (
     METHODS,
     baseline_path,
+    batches_of,
     channel_only,
     default_scorer,
     ingest_sample,
@@ -163,6 +164,14 @@ def test_turns_become_observations_with_provenance():
     assert space_for("conv 26/ä") == "locomo-conv-26"
 
 
+def test_turns_are_written_in_whole_sessions():
+    sample = tiny_locomo("x")[0]
+    assert [[o.ref for o in batch] for batch in batches_of(sample, 1)] == [
+        ["D1:1", "D1:2", "D1:3", "D1:4"], ["D2:1", "D2:2", "D2:3", "D2:4"]]
+    assert [len(batch) for batch in batches_of(sample, 7)] == [4, 4]
+    assert [len(batch) for batch in batches_of(sample, 8)] == [8]
+
+
 @pytest.mark.parametrize("method, channel", [("bm25", "keyword"), ("vector", "vector")])
 def test_a_baseline_weighs_one_channel_only(method, channel):
     config = channel_only(channel)
@@ -217,7 +226,8 @@ def test_benchmark_end_to_end(memory, tiny, tmp_path, neo4j_driver):
 def test_spaces_are_separate_and_reruns_are_clean(memory, tiny, neo4j_driver):
     data, _ = tiny
     a, b = (space_for(s["sample_id"]) for s in data)
-    ingest_sample(memory, data[0])
+    first = ingest_sample(memory, data[0], batch_turns=1)  # one call per session
+    assert (first.calls, first.turns) == (2, 8)
     ingest_sample(memory, data[1])
     vectors_a = len(memory.index.collection.get(where={"space": a}, include=[])["ids"])
     assert observation_count(neo4j_driver, a) == 8 and observation_count(neo4j_driver, b) == 8
@@ -236,8 +246,8 @@ def test_spaces_are_separate_and_reruns_are_clean(memory, tiny, neo4j_driver):
     assert [(r["who"], r["conversation"], r["type"]) for r in rels] == [
         ("Alice", data[0]["sample_id"], "conversation"), ("Bob", data[0]["sample_id"], "conversation")]
 
-    # Ingesting A again wipes A first: the same observations and vectors, and B untouched.
-    ingest_sample(memory, data[0])
+    # Ingesting A again (in one call this time) wipes A first: the same observations and vectors, B untouched.
+    assert ingest_sample(memory, data[0]).calls == 1
     assert observation_count(neo4j_driver, a) == 8
     assert len(memory.index.collection.get(where={"space": a}, include=[])["ids"]) == vectors_a
     assert observation_count(neo4j_driver, b) == 8
