@@ -140,13 +140,20 @@ def _brief(var: str) -> str:
     return f"{var} {{.id, .name, .kind, .entity_type}}"
 
 
+# Only what recall reads: whole rows (with the indexed `search_text` and `context`) cost more to
+# ship and decode than the queries themselves.
+def _observation(var: str) -> str:
+    return (f"{var} {{.id, .text, .valid_from, .valid_to, .recorded_at, .retracted_at, .ref, .seq, "
+            f".source, .agent, .delegation_id}}")
+
+
 def _keyword_query(index: str) -> str:
     return f"""
 CALL db.index.fulltext.queryNodes('{index}', $query, {{limit: $k}}) YIELD node AS o, score
 WHERE o.space = $space AND {fact_visible('o')}
 MATCH (e:Entity)-[:HAS_OBSERVATION]->(o)
 WHERE ($kinds IS NULL OR e.kind IN $kinds) AND {entity_visible('e')}
-RETURN o {{.*}} AS item, {_brief('e')} AS entity, score
+RETURN {_observation('o')} AS item, {_brief('e')} AS entity, score
 """
 
 
@@ -163,7 +170,7 @@ FETCH_OBSERVATIONS = f"""
 UNWIND $ids AS id
 MATCH (e:Entity)-[:HAS_OBSERVATION]->(o:Observation {{id: id}})
 WHERE o.space = $space AND {fact_visible('o')} AND ($kinds IS NULL OR e.kind IN $kinds) AND {entity_visible('e')}
-RETURN o {{.*}} AS item, {_brief('e')} AS entity
+RETURN {_observation('o')} AS item, {_brief('e')} AS entity
 """
 
 FETCH_ENTITIES = f"""
@@ -197,7 +204,7 @@ WHERE e.space = $space AND {fact_visible('o')}
 WITH e, o ORDER BY o.valid_from DESC, o.id
 WITH e, collect(o)[..$per_entity] AS recent
 UNWIND recent AS o
-RETURN o {{.*}} AS item, {_brief('e')} AS entity
+RETURN {_observation('o')} AS item, {_brief('e')} AS entity
 """
 
 # Entities that belong to a project: the project itself and what hangs off it within two hops.
