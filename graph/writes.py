@@ -228,9 +228,10 @@ FOREACH (_ IN CASE WHEN old IS NULL THEN [] ELSE [1] END | MERGE (o)-[:SUPERSEDE
 WITH o, created
 // A new message in an ordered source changes its neighbours' context windows: re-index them.
 CALL (o, created) {
-  MATCH (n:Observation {space: o.space, source: o.source})
-  WHERE created AND o.seq IS NOT NULL AND n.seq >= o.seq - $window AND n.seq <= o.seq + $window
-    AND n.id <> o.id AND n.vector_status = 'indexed'
+  WITH o, o.space AS space, o.source AS source, o.seq AS seq
+  WHERE created AND source IS NOT NULL AND seq IS NOT NULL
+  MATCH (n:Observation {space: space, source: source})
+  WHERE n.seq >= seq - $window AND n.seq <= seq + $window AND n.id <> o.id AND n.vector_status = 'indexed'
   SET n.vector_status = 'pending', n.pending_since = $now
 }
 RETURN o {.*} AS observation
