@@ -59,7 +59,7 @@ def hot_queries(space: str) -> list[HotQuery]:
         HotQuery("resolve ids", writes.RESOLVE_IDS, {**s, "ids": [_ID]}),
         HotQuery("resolve names", writes.RESOLVE_NAMES, {**s, "refs": [{"key": "x", "kind": None}]}),
         HotQuery("resolve aliases", writes.RESOLVE_ALIASES, {**s, "refs": [{"key": "x", "kind": None, "query": "x"}]}),
-        HotQuery("add observations", writes.ADD_OBSERVATIONS, {**s, "now": _T, "window": 2, "rows": [
+        HotQuery("add observations", writes.ADD_OBSERVATIONS, {**s, "now": _T, "rows": [
             {"id": _ID, "entity_id": _ID, "key": "k", "text": "t", "date_text": "1 January 2026", "valid_from": _T,
              "supersedes": None, "ref": None, "seq": None,
              "source": None, "agent": None, "delegation_id": None}]}),

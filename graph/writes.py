@@ -225,16 +225,15 @@ OPTIONAL MATCH (old:Observation {id: row.supersedes})
 WHERE old.space = $space AND old.entity_id = row.entity_id AND old.id <> o.id AND old.valid_to IS NULL
 SET old.valid_to = o.valid_from, old.current_key = null, old.vector_status = 'pending', old.pending_since = $now
 FOREACH (_ IN CASE WHEN old IS NULL THEN [] ELSE [1] END | MERGE (o)-[:SUPERSEDES]->(old))
-WITH o, created
-// A new message in an ordered source changes its neighbours' context windows: re-index them.
-CALL (o, created) {
-  WITH o, o.space AS space, o.source AS source, o.seq AS seq
-  WHERE created AND source IS NOT NULL AND seq IS NOT NULL
-  MATCH (n:Observation {space: space, source: source})
-  WHERE n.seq >= seq - $window AND n.seq <= seq + $window AND n.id <> o.id AND n.vector_status = 'indexed'
-  SET n.vector_status = 'pending', n.pending_since = $now
-}
 RETURN o {.*} AS observation
+"""
+
+# A new message in an ordered source changes its neighbours' context windows: re-index them.
+REMARK_NEIGHBOURS = """
+UNWIND $created AS c
+MATCH (n:Observation {space: $space, source: c.source})
+WHERE n.seq >= c.seq - $window AND n.seq <= c.seq + $window AND n.id <> c.id AND n.vector_status = 'indexed'
+SET n.vector_status = 'pending', n.pending_since = $now
 """
 
 # How far a message's context reaches in an ordered source (see memory/sync.py).
@@ -259,8 +258,13 @@ def add_observations_tx(
         rows.append({"id": str(uuid.uuid4()), "entity_id": entity_id, "key": observation_key(entity_id, o.text, o.ref),
                      "text": o.text, "date_text": date_text(valid_from), "valid_from": valid_from,
                      "supersedes": o.supersedes, "ref": o.ref, "seq": o.seq, **o.provenance.model_dump()})
-    written = tx.run(ADD_OBSERVATIONS, rows=rows, space=space, now=at, window=CONTEXT_WINDOW).data()
-    return [records.observation(row["observation"]) for row in written]
+    written = tx.run(ADD_OBSERVATIONS, rows=rows, space=space, now=at).data()
+    result = [records.observation(row["observation"]) for row in written]
+    created = [{"id": o.id, "source": o.provenance.source, "seq": o.seq} for o in result
+               if o.recorded_at == at and o.seq is not None and o.provenance.source]
+    if created:
+        tx.run(REMARK_NEIGHBOURS, created=created, space=space, now=at, window=CONTEXT_WINDOW).consume()
+    return result
 
 
 def date_text(moment: datetime) -> str:
