@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-KGMEM = str(Path(sys.executable).parent / "kgmem")
+from cli_helpers import KGMEM, assert_one_error_line  # noqa: E402
 
 # Two projects, one lesson applying to one of them.
 SEED = """
@@ -36,16 +36,6 @@ def kgmem(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
 def seeded(managed_neo4j, neo4j_driver, space):
     neo4j_driver.execute_query(SEED, space=space)
     return space
-
-
-def assert_one_error_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 1, result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.stderr
-    assert result.stdout == ""
-    return lines[0]
 
 
 def test_a_write_is_refused_in_one_line(managed_neo4j, neo4j_driver):

@@ -13,7 +13,7 @@ import pytest
 
 from api.auth import KeyStore, parse_token
 
-KGMEM = str(Path(sys.executable).parent / "kgmem")
+from cli_helpers import KGMEM, assert_one_error_line  # noqa: E402
 TOKEN = re.compile(r"kgm_[A-Za-z0-9]{12}_[A-Za-z0-9_-]{43,}")
 
 
@@ -28,16 +28,6 @@ def created(managed_neo4j, neo4j_driver):
     ids: list[str] = []
     yield ids
     neo4j_driver.execute_query("MATCH (k:ApiKey) WHERE k.key_id IN $ids DETACH DELETE k", ids=ids)
-
-
-def assert_one_error_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 1, result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.stderr
-    assert result.stdout == ""
-    return lines[0]
 
 
 def test_create_list_revoke(created, neo4j_driver, neo4j_server):
