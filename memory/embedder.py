@@ -88,7 +88,7 @@ def _packaged_copy(name: str) -> str | None:
 class Embedder:
     """Normalised sentence embeddings in batches, loaded once, with a content-hash cache."""
 
-    def __init__(self, settings: Settings, *, cache_size: int = 20_000, batch_size: int = 64) -> None:
+    def __init__(self, settings: Settings, *, cache_size: int = 20_000, batch_size: int = 32) -> None:
         self.model_info = resolve_model(settings)
         self.device = settings.embedding_device
         self.batch_size = batch_size

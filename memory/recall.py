@@ -136,15 +136,23 @@ class RecallResult(BaseModel):
 
 # -- queries ------------------------------------------------------------------------------------
 
-def _brief(var: str) -> str:
-    return f"{var} {{.id, .name, .kind, .entity_type}}"
+# Candidates travel as a few flat columns without datetimes: decoding whole rows (and above all
+# their temporal values) cost more than the index lookups. Only the final items are fetched whole.
+def _observation_columns(o: str, e: str) -> str:
+    return (f"{o}.id AS id, {o}.text AS text, {o}.valid_from.epochMillis AS began, "
+            f"{e}.id AS entity_id, {e}.name AS entity_name, {e}.kind AS entity_kind, {e}.entity_type AS entity_type")
 
 
-# Only what recall reads: whole rows (with the indexed `search_text` and `context`) cost more to
-# ship and decode than the queries themselves.
-def _observation(var: str) -> str:
-    return (f"{var} {{.id, .text, .valid_from, .valid_to, .recorded_at, .retracted_at, .ref, .seq, "
-            f".source, .agent, .delegation_id}}")
+def _entity_columns(e: str) -> str:
+    return (f"{e}.id AS id, coalesce({e}.summary, {e}.name) AS text, {e}.created_at.epochMillis AS began, "
+            f"{e}.id AS entity_id, {e}.name AS entity_name, {e}.kind AS entity_kind, {e}.entity_type AS entity_type")
+
+
+# The agent and time-range filters every observation channel applies in Neo4j (Chroma applies its own).
+OBSERVATION_FILTERS = """($kinds IS NULL OR e.kind IN $kinds) AND ($agent IS NULL OR o.agent = $agent)
+  AND ($since IS NULL OR o.valid_to IS NULL OR o.valid_to >= $since) AND ($until IS NULL OR o.valid_from <= $until)"""
+ENTITY_FILTERS = """($kinds IS NULL OR e.kind IN $kinds) AND ($agent IS NULL OR e.agent = $agent)
+  AND ($until IS NULL OR e.created_at <= $until)"""
 
 
 def _keyword_query(index: str) -> str:
@@ -152,8 +160,8 @@ def _keyword_query(index: str) -> str:
 CALL db.index.fulltext.queryNodes('{index}', $query, {{limit: $k}}) YIELD node AS o, score
 WHERE o.space = $space AND {fact_visible('o')}
 MATCH (e:Entity)-[:HAS_OBSERVATION]->(o)
-WHERE ($kinds IS NULL OR e.kind IN $kinds) AND {entity_visible('e')}
-RETURN {_observation('o')} AS item, {_brief('e')} AS entity, score
+WHERE {OBSERVATION_FILTERS} AND {entity_visible('e')}
+RETURN {_observation_columns('o', 'e')}, score
 """
 
 
@@ -162,22 +170,22 @@ KEYWORD_CONTEXTS = _keyword_query("observation_context")
 
 KEYWORD_ENTITIES = f"""
 CALL db.index.fulltext.queryNodes('entity_text', $query, {{limit: $k}}) YIELD node AS e, score
-WHERE e.space = $space AND ($kinds IS NULL OR e.kind IN $kinds) AND {entity_visible('e')}
-RETURN e {{.*}} AS item, {_brief('e')} AS entity, score
+WHERE e.space = $space AND {ENTITY_FILTERS} AND {entity_visible('e')}
+RETURN {_entity_columns('e')}, score
 """
 
 FETCH_OBSERVATIONS = f"""
 UNWIND $ids AS id
 MATCH (e:Entity)-[:HAS_OBSERVATION]->(o:Observation {{id: id}})
-WHERE o.space = $space AND {fact_visible('o')} AND ($kinds IS NULL OR e.kind IN $kinds) AND {entity_visible('e')}
-RETURN {_observation('o')} AS item, {_brief('e')} AS entity
+WHERE o.space = $space AND {fact_visible('o')} AND {OBSERVATION_FILTERS} AND {entity_visible('e')}
+RETURN {_observation_columns('o', 'e')}
 """
 
 FETCH_ENTITIES = f"""
 UNWIND $ids AS id
 MATCH (e:Entity {{id: id}})
-WHERE e.space = $space AND ($kinds IS NULL OR e.kind IN $kinds) AND {entity_visible('e')}
-RETURN e {{.*}} AS item, {_brief('e')} AS entity
+WHERE e.space = $space AND {ENTITY_FILTERS} AND {entity_visible('e')}
+RETURN {_entity_columns('e')}
 """
 
 
@@ -187,10 +195,10 @@ def _expand_query(depth: int) -> str:
 UNWIND $seeds AS seed
 MATCH (s:Entity {{id: seed}})
 WHERE s.space = $space
-MATCH p = (s)-[rels*1..{depth}]-(n:Entity)
-WHERE n <> s AND all(r IN rels WHERE r.space = $space AND NOT type(r) IN ['HAS_OBSERVATION', 'HAS_REVISION']
-                     AND {fact_visible('r')}) AND ($kinds IS NULL OR n.kind IN $kinds) AND {entity_visible('n')}
-RETURN seed, n {{.*}} AS item, {_brief('n')} AS entity, [r IN rels | type(r)] AS types
+MATCH p = (s)-[rels*1..{depth}]-(e:Entity)
+WHERE e <> s AND all(r IN rels WHERE r.space = $space AND NOT type(r) IN ['HAS_OBSERVATION', 'HAS_REVISION']
+                     AND {fact_visible('r')}) AND {ENTITY_FILTERS} AND {entity_visible('e')}
+RETURN {_entity_columns('e')}, [r IN rels | type(r)] AS types
 LIMIT 500
 """
 
@@ -200,11 +208,26 @@ EXPANSIONS = {depth: _expand_query(depth) for depth in (1, 2)}
 OBSERVATIONS_OF_ENTITIES = f"""
 UNWIND $ids AS id
 MATCH (e:Entity {{id: id}})-[:HAS_OBSERVATION]->(o:Observation)
-WHERE e.space = $space AND {fact_visible('o')}
+WHERE e.space = $space AND {fact_visible('o')} AND {OBSERVATION_FILTERS}
 WITH e, o ORDER BY o.valid_from DESC, o.id
 WITH e, collect(o)[..$per_entity] AS recent
 UNWIND recent AS o
-RETURN {_observation('o')} AS item, {_brief('e')} AS entity
+RETURN {_observation_columns('o', 'e')}
+"""
+
+# The final items, whole.
+OBSERVATIONS_BY_ID = """
+UNWIND $ids AS id
+MATCH (o:Observation {id: id})
+WHERE o.space = $space
+RETURN o {.id, .text, .valid_from, .valid_to, .recorded_at, .ref, .source, .agent, .delegation_id} AS item
+"""
+
+ENTITIES_BY_ID = """
+UNWIND $ids AS id
+MATCH (e:Entity {id: id})
+WHERE e.space = $space
+RETURN e {.id, .name, .summary, .created_at, .source, .agent, .delegation_id} AS item
 """
 
 # Entities that belong to a project: the project itself and what hangs off it within two hops.
@@ -225,13 +248,16 @@ def keyword_terms(text: str, *, drop_stopwords: bool) -> str:
 
 
 class _Candidate:
-    __slots__ = ("key", "type", "props", "entity", "scores", "channels")
+    __slots__ = ("key", "type", "id", "text", "began", "entity", "scores", "channels")
 
-    def __init__(self, key: str, item_type: ItemType, props: dict[str, Any], entity: dict[str, Any]) -> None:
+    def __init__(self, key: str, item_type: ItemType, row: dict[str, Any]) -> None:
         self.key = key
         self.type = item_type
-        self.props = props
-        self.entity = entity
+        self.id: str = row["id"]
+        self.text: str = row.get("text") or ""
+        self.began: float | None = row["began"] / 1000 if row.get("began") is not None else None  # epoch seconds
+        self.entity = {"id": row["entity_id"], "name": row["entity_name"], "kind": row["entity_kind"],
+                       "entity_type": row.get("entity_type") or row["entity_kind"]}
         self.scores: dict[str, float] = {}
         self.channels: list[str] = []
 
@@ -264,7 +290,8 @@ class Recall:
         """`boosts` adds to the fused score of items by id (feedback on earlier briefs)."""
         started = time.perf_counter()
         cfg = config or self.config
-        base = {"space": space, "as_of": query.as_of, "kinds": [k.value for k in query.kinds] if query.kinds else None}
+        base = {"space": space, "as_of": query.as_of, "kinds": [k.value for k in query.kinds] if query.kinds else None,
+                "agent": query.agent, "since": query.since, "until": query.until}
         pool: dict[str, _Candidate] = {}
         vector = self.embedder.embed_one(query.text) if any(cfg.on(c) for c in VECTOR_CHANNELS) else None
 
@@ -285,14 +312,14 @@ class Recall:
         for candidate in pool.values():
             for channel in candidate.channels:
                 hits[channel] += 1
-        return RecallResult(query=query.text, items=[self._result(c) for c in items],
+        return RecallResult(query=query.text, items=self._results(space, items),
                             took_ms=round((time.perf_counter() - started) * 1000, 2), channel_hits=dict(hits))
 
     # -- candidates -----------------------------------------------------------------------------
-    def _add(self, pool: dict[str, _Candidate], item_type: ItemType, props: dict[str, Any], entity: dict[str, Any]) -> _Candidate:
-        key = f"{'obs' if item_type == 'observation' else 'ent'}:{props['id']}"
+    def _add(self, pool: dict[str, _Candidate], item_type: ItemType, row: dict[str, Any]) -> _Candidate:
+        key = f"{'obs' if item_type == 'observation' else 'ent'}:{row['id']}"
         if key not in pool:
-            pool[key] = _Candidate(key, item_type, records.native(props), entity)
+            pool[key] = _Candidate(key, item_type, row)
         return pool[key]
 
     def _keyword(self, query: RecallQuery, cfg: RecallConfig, base: dict, pool: dict[str, _Candidate]) -> None:
@@ -305,7 +332,7 @@ class Recall:
                                            ("entity", KEYWORD_ENTITIES, "entity")):
             if cfg.on(channel):
                 for row in self._rows(cypher, query=lucene_query, k=cfg.candidates, **base):
-                    self._add(pool, item_type, row["item"], row["entity"]).hit(channel, float(row["score"]))
+                    self._add(pool, item_type, row).hit(channel, float(row["score"]))
 
     def _vector(self, query, cfg, base, vector, pool) -> None:
         if vector is None or self.index is None:
@@ -323,10 +350,10 @@ class Recall:
             ids = sorted({item_id for item_id, _ in found[prefix]})
             if not ids:
                 continue
-            rows = {row["item"]["id"]: row for row in self._rows(cypher, ids=ids, **base)}
+            rows = {row["id"]: row for row in self._rows(cypher, ids=ids, **base)}
             for item_id, channel in found[prefix]:
                 if item_id in rows:  # a vector whose item is gone or filtered out is ignored
-                    candidate = self._add(pool, item_type, rows[item_id]["item"], rows[item_id]["entity"])
+                    candidate = self._add(pool, item_type, rows[item_id])
                     if channel not in candidate.channels:
                         candidate.channels.append(channel)
 
@@ -339,10 +366,10 @@ class Recall:
             named.add(entity.id)
             if base["kinds"] and entity.kind.value not in base["kinds"]:
                 continue
-            props = {**entity.model_dump(mode="python", exclude={"attributes", "provenance"}),
-                     **entity.attributes, **entity.provenance.model_dump(), "kind": entity.kind.value}
-            brief = {"id": entity.id, "name": entity.name, "kind": entity.kind.value, "entity_type": entity.entity_type}
-            self._add(pool, "entity", props, brief).hit("name", 1.0)
+            row = {"id": entity.id, "text": entity.summary or entity.name, "began": entity.created_at.timestamp() * 1000,
+                   "entity_id": entity.id, "entity_name": entity.name, "entity_kind": entity.kind.value,
+                   "entity_type": entity.entity_type}
+            self._add(pool, "entity", row).hit("name", 1.0)
         return named
 
     def _graph(self, cfg: RecallConfig, base: dict, pool: dict[str, _Candidate], named: set[str]) -> None:
@@ -361,18 +388,18 @@ class Recall:
                 weight = 1.0
                 for hop, rel_type in enumerate(row["types"]):
                     weight *= RELATION_WEIGHTS.get(rel_type, DEFAULT_RELATION_WEIGHT) * (0.5 if hop else 1.0)
-                self._add(pool, "entity", row["item"], row["entity"]).hit("graph", weight)
+                self._add(pool, "entity", row).hit("graph", weight)
         if cfg.observations_per_entity and seeds:
             lessons_and_named = [s for s in seeds if s not in named]  # a named person's whole history would flood
             for row in self._rows(OBSERVATIONS_OF_ENTITIES, ids=lessons_and_named,
                                   per_entity=cfg.observations_per_entity, **base):
-                self._add(pool, "observation", row["item"], row["entity"]).hit("graph", 0.5)
+                self._add(pool, "observation", row).hit("graph", 0.5)
 
     def _rescore(self, vector: list[float], pool: dict[str, _Candidate]) -> None:
         """Exact cosine of every candidate (and its window) with the query, from the stored vectors."""
         if self.index is None or not pool:
             return
-        ids = [c.key for c in pool.values()] + [f"win:{c.props['id']}" for c in pool.values() if c.type == "observation"]
+        ids = [c.key for c in pool.values()] + [f"win:{c.id}" for c in pool.values() if c.type == "observation"]
         stored = self.index.vectors(ids)
         if not stored:
             return
@@ -382,7 +409,7 @@ class Recall:
         for candidate in pool.values():
             if candidate.key in similarity:
                 candidate.scores["vector"] = similarity[candidate.key]
-            window_key = f"win:{candidate.props['id']}"
+            window_key = f"win:{candidate.id}"
             if candidate.type == "observation" and window_key in similarity:
                 candidate.scores["vector_window"] = similarity[window_key]
 
@@ -411,21 +438,19 @@ class Recall:
         for c in candidates:
             if c.type == "observation" and c.entity["id"] in named:
                 fused[c.key] *= 1 + cfg.named_boost
-            if asks_when and TIME_WORDS.search(c.props.get("text") or c.props.get("summary") or ""):
+            if asks_when and TIME_WORDS.search(c.text):
                 fused[c.key] *= 1 + cfg.time_boost
-            if cfg.recency_half_life_days:
-                began = c.props.get("valid_from") or c.props.get("created_at")
-                if isinstance(began, datetime):
-                    age_days = max(0.0, (now - began.timestamp()) / 86400)
-                    fused[c.key] += cfg.recency_weight * top_score * 0.5 ** (age_days / cfg.recency_half_life_days)
-            fused[c.key] += boosts.get(c.props["id"], 0.0) * top_score
+            if cfg.recency_half_life_days and c.began is not None:
+                age_days = max(0.0, (now - c.began) / 86400)
+                fused[c.key] += cfg.recency_weight * top_score * 0.5 ** (age_days / cfg.recency_half_life_days)
+            fused[c.key] += boosts.get(c.id, 0.0) * top_score
         for c in candidates:
             c.scores["fused"] = fused[c.key]
         return sorted(candidates, key=lambda c: (-fused[c.key], c.key))
 
     def _rerank(self, text: str, items: list[_Candidate], top: int) -> list[_Candidate]:
         head, tail = items[:top], items[top:]
-        scores = self.reranker.scores(text, [self._result(c).text for c in head])
+        scores = self.reranker.scores(text, [c.text for c in head])
         for candidate, score in zip(head, scores):
             candidate.scores["rerank"] = score
             candidate.channels.append("rerank")
@@ -437,28 +462,26 @@ class Recall:
 
     @staticmethod
     def _passes(c: _Candidate, query: RecallQuery, members: set[str] | None) -> bool:
-        """Filters every channel honours (the vector channels also apply them inside Chroma)."""
-        props = c.props
+        """Filters left after the channels (which apply kinds, agent and time range themselves)."""
         if query.types and c.type not in query.types:
             return False
-        if members is not None and c.entity["id"] not in members:
-            return False
-        if query.agent and props.get("agent") != query.agent:
-            return False
-        began = props.get("valid_from") or props.get("created_at")
-        ended = props.get("valid_to")
-        if query.since and ended is not None and ended < query.since:
-            return False
-        if query.until and isinstance(began, datetime) and began > query.until:
-            return False
-        return True
+        return members is None or c.entity["id"] in members
+
+    def _results(self, space: str, items: list[_Candidate]) -> list[RecallItem]:
+        """The final items, fetched whole in two queries."""
+        whole: dict[str, dict[str, Any]] = {}
+        for item_type, cypher in (("observation", OBSERVATIONS_BY_ID), ("entity", ENTITIES_BY_ID)):
+            ids = [c.id for c in items if c.type == item_type]
+            if ids:
+                for row in self._rows(cypher, ids=ids, space=space):
+                    whole[f"{'obs' if item_type == 'observation' else 'ent'}:{row['item']['id']}"] = records.native(row["item"])
+        return [self._result(c, whole[c.key]) for c in items if c.key in whole]
 
     @staticmethod
-    def _result(c: _Candidate) -> RecallItem:
-        props = c.props
+    def _result(c: _Candidate, props: dict[str, Any]) -> RecallItem:
         text = props["text"] if c.type == "observation" else (props.get("summary") or props.get("name") or "")
         return RecallItem(
-            id=props["id"], type=c.type, text=text, score=round(c.scores["fused"], 6), channels=c.channels,
+            id=c.id, type=c.type, text=text, score=round(c.scores["fused"], 6), channels=c.channels,
             entity=EntityBrief(**c.entity), ref=props.get("ref"),
             valid_from=props.get("valid_from") or props.get("created_at"), valid_to=props.get("valid_to"),
             recorded_at=props.get("recorded_at") or props.get("created_at"), provenance=records.provenance(props),

@@ -6,9 +6,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from graph.model import EntityIn, EntityRef, ObservationIn
+from graph.model import EntityIn, EntityRef, ObservationIn, Provenance
 from graph.vocabulary import Kind
 from memory.index import ModelMismatch, VectorIndex, collection_name
 from memory.recall import RecallQuery
@@ -136,3 +137,24 @@ def test_a_collection_of_another_model_is_refused_with_the_way_out(settings, neo
         VectorIndex(memory.index.client, other, embedder.dimension)
     assert "kgmem reindex" in str(caught.value)
     assert embedder.name in str(caught.value) and other in str(caught.value)
+
+
+def test_a_message_window_vector_is_the_mean_direction_of_its_lines(settings, neo4j_driver, embedder, space):
+    memory = MemoryService.open(settings, neo4j_driver, embedder=embedder)
+    target = memory.space(space)
+    target.upsert_entities([EntityIn(kind=Kind.PERSON, name="Ana"), EntityIn(kind=Kind.PERSON, name="Ben")])
+    lines = [("Ana", "Did the backfill finish?"), ("Ben", "Yes, overnight, 40 million rows"), ("Ana", "Great, thanks")]
+    written = target.add_observations([
+        ObservationIn(entity=EntityRef(name=name, kind=Kind.PERSON), text=text, seq=seq,
+                      provenance=Provenance(source="chat-1"))
+        for seq, (name, text) in enumerate(lines)
+    ])
+    middle = f"win:{written[1].id}"
+    stored = np.asarray(memory.index.vectors([middle])[middle])
+    expected = np.sum(embedder.embed([f"{name}: {text}" for name, text in lines]), axis=0)
+    expected /= np.linalg.norm(expected)
+    assert np.allclose(stored, expected, atol=1e-5)
+    # The first message's window has only itself and its successor.
+    first = f"win:{written[0].id}"
+    edge = np.sum(embedder.embed([f"{name}: {text}" for name, text in lines[:2]]), axis=0)
+    assert np.allclose(np.asarray(memory.index.vectors([first])[first]), edge / np.linalg.norm(edge), atol=1e-5)
