@@ -12,15 +12,14 @@ secret, on an `(:ApiKey)` node that belongs to no space (keys are not tenant dat
     store.revoke(key.key_id)
 
 FastAPI routes guard themselves with `require(scope)`; the app must set
-`app.state.key_store` (a KeyStore) and `app.state.auth_disabled` (the explicit dev flag,
-`KGMEM_AUTH_DISABLED`, see `auth_disabled_from_env`). See docs/auth.md.
+`app.state.key_store` (a KeyStore) and `app.state.auth_disabled` (the explicit dev flag
+`KGMEM_AUTH_DISABLED`, the setting `auth_disabled`). See docs/auth.md.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import secrets
 import string
@@ -41,7 +40,7 @@ from neo4j import Driver
 from neo4j.exceptions import ConstraintError, Neo4jError
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from graph.errors import ConfigurationError, InvalidInput
+from graph.errors import InvalidInput
 from graph.records import native
 from graph.store import check_space
 
@@ -420,25 +419,6 @@ class Principal:
     space: str | None
 
 
-TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
-FALSE_VALUES = frozenset({"", "0", "false", "no", "off"})
-
-
-def auth_disabled_from_env() -> bool:
-    """The explicit dev flag `KGMEM_AUTH_DISABLED=true`: every request acts as an admin on any space.
-
-    Read from the environment here because Settings is not ours to change; the app should move
-    it to Settings (`auth_disabled: bool = False`) and set `app.state.auth_disabled` from it.
-    Anything but a clear true/false is a ConfigurationError, so a typo never turns auth off.
-    """
-    raw = os.environ.get("KGMEM_AUTH_DISABLED", "").strip().lower()
-    if raw in TRUE_VALUES:
-        return True
-    if raw in FALSE_VALUES:
-        return False
-    raise ConfigurationError(f"KGMEM_AUTH_DISABLED={raw!r} is not true or false")
-
-
 def dev_principal(space: str | None) -> Principal:
     """The principal of every request while auth is disabled: all scopes, all spaces."""
     key = ApiKey(key_id="auth-disabled", name="KGMEM_AUTH_DISABLED (dev only)", scopes=list(Scope),
@@ -460,7 +440,7 @@ def require(scope: Scope) -> Callable[..., Principal]:
     when the key is not bound to the space (another tenant's space looks like a missing one).
 
     Needs `request.app.state.key_store` (a KeyStore); `request.app.state.auth_disabled` true
-    admits every request as an admin (the dev flag, see auth_disabled_from_env).
+    admits every request as an admin (the dev flag, Settings.auth_disabled).
     """
     scope = Scope(scope)
 

@@ -8,7 +8,10 @@ EXPLAIN (which runs nothing) and judges the plan. A query passes only when
    own message);
 2. Neo4j classifies it as read-only (query type ``r``), which shuts out writes,
    schema changes, administration commands and write/DBMS-mode procedures;
-3. no operator in the plan reaches outside the graph or beyond one read
+3. no operator in the plan touches kgmem's own bookkeeping nodes (`:ApiKey`,
+   `:IdempotencyRecord`, `:ApiJob`): it may not name their labels, scan every node
+   or seek nodes by internal id (counting all nodes from the count store stays allowed);
+4. no operator in the plan reaches outside the graph or beyond one read
    transaction, because some of those are still of type ``r``: LOAD CSV, any
    ``CALL … IN TRANSACTIONS``, ``SHOW TRANSACTIONS``/``SHOW SETTINGS``,
    ``TERMINATE TRANSACTIONS``, a procedure not on the read-only allow-list, a
@@ -73,6 +76,19 @@ REFUSED_OPERATORS: dict[str, str] = {
 }
 # Commands (SHOW …) that only describe the schema and the callable catalogue.
 ALLOWED_COMMANDS = frozenset({"ShowIndexes", "ShowConstraints", "ShowFunctions", "ShowProcedures"})
+
+# Nodes that belong to kgmem itself, not to any tenant: API keys and the API's bookkeeping
+# (idempotency records, background jobs). They have no relationships, so a query reaches
+# them only by naming their label, scanning every node, or seeking a node by internal id.
+BOOKKEEPING_LABELS = frozenset({"ApiKey", "IdempotencyRecord", "ApiJob"})
+REFUSED_NODE_SOURCES: dict[str, str] = {
+    "AllNodesScan": "an unlabelled node pattern scans every node, kgmem's own bookkeeping included; "
+                    "give each node pattern a label such as :Entity",
+    "NodeByIdSeek": "finding nodes by internal id could reach kgmem's own bookkeeping; match by label and property",
+    "NodeByElementIdSeek": "finding nodes by element id could reach kgmem's own bookkeeping; "
+                           "match by label and property",
+}
+_LABEL_MENTION = re.compile(r"[:|&!]\s*`?(" + "|".join(sorted(BOOKKEEPING_LABELS)) + r")\b")
 
 QUERY_TYPES = {
     "w": "writes to the graph",
@@ -225,6 +241,10 @@ def _check_operator(operator: Mapping[str, Any], database: str) -> None:
     details = str(operator.get("args", {}).get("Details", ""))
     if graph and graph != database:
         raise CypherRefused(f"refused: the query reaches the database {graph!r}; kgmem cypher reads only {database!r}")
+    if name in REFUSED_NODE_SOURCES:
+        raise CypherRefused(f"refused: {REFUSED_NODE_SOURCES[name]}")
+    if mention := _LABEL_MENTION.search(details):
+        raise CypherRefused(f"refused: :{mention.group(1)} nodes are kgmem's own bookkeeping, not graph data")
     if name in REFUSED_OPERATORS:
         raise CypherRefused(f"refused: {REFUSED_OPERATORS[name]}")
     if name.startswith(("Show", "Terminate")) and name not in ALLOWED_COMMANDS:

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -109,6 +109,23 @@ class Settings(BaseSettings):
     # -- API ---------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    auth_disabled: bool = Field(
+        default=False, description="Development only: no API keys, every request acts as an admin on any space."
+    )
+    # Limits; each may only tighten the hard maximum the API's schema declares.
+    api_max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    api_max_batch: int = Field(default=500, ge=1, le=1000, description="Items in one batch call.")
+    api_max_limit: int = Field(default=100, ge=1, le=100, description="Page size, recall k and search limit.")
+    api_max_depth: int = Field(default=3, ge=1, le=3, description="Neighbourhood hops.")
+    api_query_timeout_s: float = Field(default=10.0, gt=0, le=600, description="Neo4j transaction timeout per request.")
+    api_rate_limit_per_minute: int = Field(default=600, ge=0, description="Requests per API key per minute; 0: off.")
+    api_idempotency_ttl_s: int = Field(default=86_400, ge=60, description="How long an Idempotency-Key is remembered.")
+
+    @field_validator("auth_disabled", mode="before")
+    @classmethod
+    def _empty_is_false(cls, value: Any) -> Any:
+        # KGMEM_AUTH_DISABLED= (set but empty) means off; any word but a clear true/false is an error.
+        return False if isinstance(value, str) and not value.strip() else value
 
     @classmethod
     def settings_customise_sources(

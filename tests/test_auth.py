@@ -8,6 +8,7 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
 from api.auth import (
     ALL_SPACES,
@@ -15,14 +16,14 @@ from api.auth import (
     KeyStore,
     Principal,
     Scope,
-    auth_disabled_from_env,
     check_key_name,
     ensure_key_schema,
     parse_token,
     require,
     validate_grant,
 )
-from graph.errors import ConfigurationError, InvalidInput
+from graph.errors import InvalidInput
+from graph.settings import Settings
 
 ALL_KEY_PROPERTIES = "MATCH (k:ApiKey {key_id: $key_id}) RETURN properties(k) AS props"
 
@@ -430,15 +431,15 @@ def test_the_dependency_is_in_openapi(client):
     (None, False), ("", False), ("false", False), ("0", False), ("no", False),
     ("true", True), ("TRUE", True), ("1", True), ("yes", True), ("on", True),
 ])
-def test_auth_disabled_from_env(monkeypatch, value, expected):
+def test_auth_disabled_is_a_setting(monkeypatch, value, expected):
     if value is None:
         monkeypatch.delenv("KGMEM_AUTH_DISABLED", raising=False)
     else:
         monkeypatch.setenv("KGMEM_AUTH_DISABLED", value)
-    assert auth_disabled_from_env() is expected
+    assert Settings().auth_disabled is expected
 
 
 def test_auth_disabled_typos_are_errors(monkeypatch):
     monkeypatch.setenv("KGMEM_AUTH_DISABLED", "ture")
-    with pytest.raises(ConfigurationError, match="KGMEM_AUTH_DISABLED"):
-        auth_disabled_from_env()
+    with pytest.raises(ValidationError, match="auth_disabled"):
+        Settings()

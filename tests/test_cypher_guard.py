@@ -171,6 +171,41 @@ def test_hostile_query_is_refused_and_changes_nothing(neo4j_driver, seeded, quer
     assert snapshot(neo4j_driver, seeded) == before
 
 
+# Queries that would read kgmem's own bookkeeping nodes: API keys (with their hashes) and the API's records.
+BOOKKEEPING = [
+    ("MATCH (k:ApiKey) RETURN k.hash AS hash", "ApiKey"),
+    ("MATCH (k:`ApiKey`) RETURN properties(k) AS p", "ApiKey"),
+    ("MATCH (k:ApiKey) RETURN count(k) AS n", "ApiKey"),
+    ("MATCH (n:Entity|ApiKey) RETURN n", "ApiKey"),
+    ("MATCH (n:Entity) WHERE n:ApiKey OR n:Project RETURN n", "ApiKey"),
+    ("MATCH (p:Project {space: $space}) MATCH (k:ApiKey) RETURN p, k", "ApiKey"),
+    ("MATCH (r:IdempotencyRecord) RETURN r", "IdempotencyRecord"),
+    ("MATCH (j:ApiJob) RETURN j", "ApiJob"),
+    ("MATCH (n) RETURN n", "unlabelled node pattern"),
+    ("MATCH (n) WHERE n.hash IS NOT NULL RETURN n.hash AS hash", "unlabelled node pattern"),
+    ("MATCH (n) WHERE 'ApiKey' IN labels(n) RETURN n", "unlabelled node pattern"),
+    ("MATCH (p:Project {space: $space}) MATCH (n) WHERE n.key_id IS NOT NULL RETURN n", "unlabelled node pattern"),
+    ("RETURN COLLECT { MATCH (n) RETURN n.hash } AS hashes", "unlabelled node pattern"),
+    ("MATCH (n) WHERE id(n) = 0 RETURN n", "internal id"),
+    ("MATCH (n) WHERE elementId(n) = '4:x:0' RETURN n", "element id"),
+]
+
+
+@pytest.mark.parametrize(("query", "reason"), BOOKKEEPING, ids=[query[:60] for query, _ in BOOKKEEPING])
+def test_bookkeeping_nodes_are_out_of_reach(neo4j_driver, seeded, query, reason):
+    neo4j_driver.execute_query("CREATE CONSTRAINT api_key_id IF NOT EXISTS FOR (k:ApiKey) REQUIRE k.key_id IS UNIQUE")
+    with pytest.raises(CypherRefused) as refusal:
+        run_read_only(neo4j_driver, query, {"space": seeded})
+    assert reason in str(refusal.value)
+
+
+def test_labelled_reads_and_counting_all_nodes_stay_allowed(neo4j_driver, seeded):
+    assert run_read_only(neo4j_driver, "MATCH (n) RETURN count(n) AS n").rows[0]["n"] >= 1
+    rows = run_read_only(neo4j_driver, "MATCH (a:Entity {space: $space})-[r]->(b) RETURN DISTINCT labels(b) AS l",
+                         {"space": seeded}).rows
+    assert rows and all("ApiKey" not in row["l"] for row in rows)
+
+
 def test_the_hostile_corpus_is_big_enough():
     assert len(HOSTILE) >= 30
 
