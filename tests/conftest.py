@@ -152,3 +152,13 @@ def graph_store(neo4j_driver, neo4j_server):
 def graph(graph_store, space):
     """The graph API bound to this test's own tenant."""
     return graph_store.space(space)
+
+
+@pytest.fixture(scope="session")
+def live_api(neo4j_server, neo4j_driver, embedder, tmp_path_factory):
+    """The REST API on a free port (uvicorn in a thread), real Neo4j and Chroma; the API tests share it."""
+    from api_server import api_settings, serve
+
+    settings = api_settings(neo4j_server, tmp_path_factory.mktemp("api-home"), api_rate_limit_per_minute=0)
+    with serve(settings, neo4j_driver, embedder) as api:
+        yield api
