@@ -1,0 +1,10 @@
+"""Every kgmem tool, in the order Claude sees them."""
+
+from __future__ import annotations
+
+from agents import graph_tools
+from agents.tools import Tool
+
+
+def all_tools() -> list[Tool]:
+    return [*graph_tools.TOOLS]
