@@ -426,7 +426,7 @@ def dev_principal(space: str | None) -> Principal:
     return Principal(key=key, space=space)
 
 
-_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer kgm_…`")
+bearer_scheme = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer kgm_…`")
 
 
 def _unauthorized(message: str, *, invalid: bool) -> HTTPException:
@@ -445,7 +445,7 @@ def require(scope: Scope) -> Callable[..., Principal]:
     scope = Scope(scope)
 
     def dependency(
-        request: Request, credentials: HTTPAuthorizationCredentials | None = Security(_bearer),
+        request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme),
     ) -> Principal:
         space = request.path_params.get("space")
         state = request.app.state

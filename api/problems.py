@@ -34,6 +34,8 @@ Status codes, decided by the exception's class (the first match wins):
 | `NotFound`                                              | 404    | not-found            |
 | `InvalidInput` (type-correct input breaking a rule)     | 422    | invalid-input        |
 | `CypherRefused` (the read-only guard refuses the query) | 400    | cypher-refused       |
+| `ApiProblem` (raised on purpose: 409, 429, …)           | its own| its own slug         |
+| `CypherFailed` at its time limit                        | 504    | query-timeout        |
 | `CypherFailed` (Neo4j stopped an analyst's query)       | 422    | cypher-failed        |
 | `ModelMismatch`                                         | 409    | model-mismatch       |
 | `ExtractionBudgetExceeded` (text too long for Claude)   | 422    | text-too-long        |
@@ -44,7 +46,9 @@ Status codes, decided by the exception's class (the first match wins):
 | any error caused by a connection failure (see below)    | 503 ⏲  | dependency-unavailable |
 | `ConfigurationError`, `JavaNotFound`, `PortInUse`, `DownloadError` | 503 | not-ready |
 | other `KgmemError`                                      | 500    | internal-error (its message kept) |
-| neo4j `ServiceUnavailable`, `SessionExpired`, pool timeout, `TransientError`, `DatabaseError` | 503 ⏲ | dependency-unavailable |
+| neo4j `ServiceUnavailable`, `SessionExpired`, pool timeout | 503 ⏲ | dependency-unavailable |
+| a neo4j error whose code is `…TransactionTimedOut…` (the request's query timeout) | 504 | query-timeout |
+| neo4j `TransientError`, `DatabaseError`                 | 503 ⏲  | dependency-unavailable |
 | neo4j `AuthError`, `Forbidden` (kgmem's own credentials) | 503   | not-ready            |
 | neo4j `ConstraintError`                                 | 409    | conflict             |
 | neo4j `CypherTypeError`, `Statement.ArgumentError`      | 400    | rejected-by-neo4j    |
@@ -126,6 +130,19 @@ class RequestBodyTooLarge(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(status_code=413, detail=f"The request body is larger than the limit of {limit} bytes.")
+
+
+class ApiProblem(Exception):
+    """A problem a route raises on purpose: a rate limit, an Idempotency-Key conflict, a refused grant."""
+
+    def __init__(self, status: int, slug: str, title: str, detail: str, *,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.title = title
+        self.detail = detail
+        self.headers = dict(headers or {})
 
 
 # -- building problems ---------------------------------------------------------------------------------
@@ -305,6 +322,8 @@ def classify(exc: BaseException, *, retry_after_s: int = DEFAULT_RETRY_AFTER_S) 
             detail = None
         level = "error" if exc.status_code >= 500 else "none"
         return Problem(exc.status_code, detail=detail, headers=exc.headers, extra=extra), level
+    if isinstance(exc, ApiProblem):
+        return Problem(exc.status, slug=exc.slug, title=exc.title, detail=exc.detail, headers=exc.headers), "none"
     if isinstance(exc, ValidationError):
         fields = _field_errors(exc.errors())
         return Problem(422, slug="validation-failed", title="Request validation failed",
@@ -337,6 +356,8 @@ def _classify_kgmem(exc: KgmemError, retry: dict[str, str]) -> Problem:
     if isinstance(exc, CypherRefused):
         return Problem(400, slug="cypher-refused", title="Cypher query refused", detail=message)
     if isinstance(exc, CypherFailed):
+        if _timed_out(exc):
+            return Problem(504, slug="query-timeout", title="Query timed out", detail=message)
         return Problem(422, slug="cypher-failed", title="Cypher query failed", detail=message)
     if isinstance(exc, ModelMismatch):
         return Problem(409, slug="model-mismatch", title="Embedding model mismatch", detail=message)
@@ -368,6 +389,10 @@ def _classify_neo4j(exc: BaseException, retry: dict[str, str]) -> Problem | None
                           detail="Neo4j cannot be reached right now; retry later.", headers=retry)
     if isinstance(exc, n.ServiceUnavailable | n.SessionExpired | n.ConnectionAcquisitionTimeoutError):
         return unavailable
+    if _timed_out(exc):
+        return Problem(504, slug="query-timeout", title="Query timed out",
+                       detail="Neo4j stopped the request's query at its time limit; ask for less "
+                              "(a smaller limit, depth or batch) or retry later.")
     if isinstance(exc, n.TransientError | n.DatabaseError):
         unavailable.detail = "Neo4j could not process the request right now; retry later."
         return unavailable
@@ -379,6 +404,11 @@ def _classify_neo4j(exc: BaseException, retry: dict[str, str]) -> Problem | None
     if isinstance(exc, n.CypherTypeError) or getattr(exc, "code", None) == "Neo.ClientError.Statement.ArgumentError":
         return Problem(400, slug="rejected-by-neo4j", title="Rejected by Neo4j", detail=_neo4j_message(exc))
     return None  # kgmem's own mistake: 500
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Neo4j stopped a transaction at its timeout (the API sets one on every request's transactions)."""
+    return any("TransactionTimedOut" in str(getattr(link, "code", None) or "") for link in _chain(exc))
 
 
 def _neo4j_message(exc: BaseException) -> str:
@@ -498,7 +528,7 @@ def install(app: FastAPI, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     async def handler(request: Request, exc: Exception) -> Response:
         return problem_response(request, exc, retry_after_s=retry_after_s)
 
-    handled = (HTTPException, RequestValidationError, ValidationError, KgmemError, Neo4jError, DriverError)
+    handled = (HTTPException, RequestValidationError, ValidationError, KgmemError, Neo4jError, DriverError, ApiProblem)
     for cls in handled:
         app.add_exception_handler(cls, handler)
     # The last line of defence for errors outside ProblemMiddleware (Starlette's ServerErrorMiddleware).

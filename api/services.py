@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from chromadb.api import ClientAPI
 from neo4j import Driver
 
+from api.limits import with_query_timeout
 from graph import Settings, neo4j_target, open_driver
 from memory import Embedder, open_chroma
 from memory.service import MemoryService
@@ -27,12 +29,13 @@ class Services:
     _driver: Driver | None = None
     _chroma: ClientAPI | None = None
     _memory: MemoryService | None = None
+    anthropic_client: Any = None  # an `anthropic.Anthropic` for extraction and mem0; None: from ANTHROPIC_API_KEY
     _embedder_error: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def create(cls, settings: Settings) -> Services:
-        return cls(settings=settings, embedder=Embedder(settings))
+    def create(cls, settings: Settings, *, embedder: Embedder | None = None, anthropic_client: Any = None) -> Services:
+        return cls(settings=settings, embedder=embedder or Embedder(settings), anthropic_client=anthropic_client)
 
     def neo4j(self) -> Driver:
         with self._lock:
@@ -46,12 +49,13 @@ class Services:
         with self._lock:
             if self._memory is None:
                 self._memory = MemoryService.open(self.settings, self.neo4j_unlocked(), embedder=self.embedder,
-                                                  chroma=self.chroma_unlocked())
+                                                  chroma=self.chroma_unlocked(), anthropic_client=self.anthropic_client)
             return self._memory
 
     def neo4j_unlocked(self) -> Driver:
         if self._driver is None:
-            self._driver = open_driver(neo4j_target(self.settings))
+            # Requests' transactions get the query timeout; background work runs without one.
+            self._driver = with_query_timeout(open_driver(neo4j_target(self.settings)), self.settings.api_query_timeout_s)
         return self._driver
 
     def chroma_unlocked(self) -> ClientAPI:

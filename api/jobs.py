@@ -1,0 +1,110 @@
+"""Background jobs (reindex) whose state lives in Neo4j, so any replica can report on them.
+
+    (:ApiJob {id, kind, job_space, full, state, created_at, started_at, finished_at, report, error})
+
+`job_space` is the space a space-scoped job works on, null for a global one. The replica that
+accepted the job runs it in a thread; a replica that dies mid-job leaves it `running` (its
+start-up reconcile finishes the work anyway).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from neo4j import Driver
+from pydantic import BaseModel, Field
+
+from graph.errors import NotFound
+from graph.records import native
+
+log = logging.getLogger(__name__)
+
+JobState = Literal["queued", "running", "succeeded", "failed"]
+
+SCHEMA = ["CREATE CONSTRAINT api_job_id IF NOT EXISTS FOR (j:ApiJob) REQUIRE j.id IS UNIQUE"]
+
+CREATE_JOB = """
+CREATE (j:ApiJob {id: $id, kind: $kind, job_space: $space, full: $full, state: 'queued', created_at: $now})
+RETURN j {.*} AS job
+"""
+START_JOB = "MATCH (j:ApiJob {id: $id}) SET j.state = 'running', j.started_at = $now"
+FINISH_JOB = """
+MATCH (j:ApiJob {id: $id})
+SET j.state = $state, j.finished_at = $now, j.report = $report, j.error = $error
+"""
+GET_JOB = "MATCH (j:ApiJob {id: $id}) WHERE j.job_space = $space OR ($space IS NULL AND j.job_space IS NULL) RETURN j {.*} AS job"
+
+
+class Job(BaseModel):
+    id: str
+    kind: str = Field(examples=["reindex"])
+    space: str | None = Field(None, description="The space the job works on; null for every space")
+    full: bool = False
+    state: JobState
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    report: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def _job(row: dict[str, Any]) -> Job:
+    data = native(row)
+    return Job(id=data["id"], kind=data["kind"], space=data.get("job_space"), full=bool(data.get("full")),
+               state=data["state"], created_at=data["created_at"], started_at=data.get("started_at"),
+               finished_at=data.get("finished_at"), error=data.get("error"),
+               report=json.loads(data["report"]) if data.get("report") else None)
+
+
+class JobStore:
+    def __init__(self, driver_of: Callable[[], Driver], database: str) -> None:
+        self._driver_of = driver_of
+        self.database = database
+        self._schema_ready = False
+
+    def _run(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
+        records, _, _ = self._driver_of().execute_query(cypher, parameters_=params, database_=self.database)
+        return [record.data() for record in records]
+
+    def start(self, kind: str, space: str | None, work: Callable[[], Any], *, full: bool = False) -> Job:
+        """Record a job and run `work` in a thread; the job's report is what `work` returns."""
+        if not self._schema_ready:
+            for statement in SCHEMA:
+                self._run(statement)
+            self._schema_ready = True
+        job_id = str(uuid.uuid4())
+        job = _job(self._run(CREATE_JOB, id=job_id, kind=kind, space=space, full=full, now=_now())[0]["job"])
+        threading.Thread(target=self._execute, args=(job_id, work), name=f"job-{job_id}", daemon=True).start()
+        return job
+
+    def _execute(self, job_id: str, work: Callable[[], Any]) -> None:
+        try:
+            self._run(START_JOB, id=job_id, now=_now())
+            result = work()
+            report = asdict(result) if is_dataclass(result) else result
+            self._run(FINISH_JOB, id=job_id, now=_now(), state="succeeded", report=json.dumps(report), error=None)
+        except Exception as exc:  # noqa: BLE001 - the job's record says what went wrong
+            log.exception("job %s failed", job_id)
+            try:
+                self._run(FINISH_JOB, id=job_id, now=_now(), state="failed", report=None,
+                          error=f"{type(exc).__name__}: {exc}"[:500])
+            except Exception:  # noqa: BLE001 - Neo4j itself is gone; the job stays `running`
+                log.exception("could not record the failure of job %s", job_id)
+
+    def get(self, job_id: str, space: str | None) -> Job:
+        """The job, if it belongs to `space` (None: a global job); NotFound otherwise."""
+        rows = self._run(GET_JOB, id=job_id, space=space)
+        if not rows:
+            raise NotFound(f"no job {job_id!r}")
+        return _job(rows[0]["job"])
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,119 @@
+"""The /v1 routes end to end through the typed client, against the live API (real Neo4j and Chroma)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from api.client import KgmemApiError
+from graph.model import EntityIn, EntityRef, ObservationIn, RelationIn
+from graph.vocabulary import Kind
+
+
+@pytest.fixture
+def kg(live_api, space):
+    with live_api.client(space) as client:
+        yield client
+
+
+def seed(kg):
+    kg.upsert_entities([EntityIn(kind=Kind.PROJECT, name="Churn model", summary="who leaves"),
+                        EntityIn(kind=Kind.AGENT, name="ds-1", attributes={"role": "data-scientist"})])
+    kg.add_observations([ObservationIn(entity=EntityRef(kind=Kind.PROJECT, name="Churn model"),
+                                       text="Retraining on the March snapshot doubled recall")])
+    kg.upsert_relations([RelationIn(source=EntityRef(name="ds-1"), type="LEADS_ANALYSIS_FOR",
+                                    target=EntityRef(name="Churn model"))])
+    return kg.search("churn model").items[0].entity
+
+
+def test_entities_observations_relations_round_trip(kg):
+    project = seed(kg)
+    assert kg.get_entity(project.id).name == "Churn model"
+    history = kg.history(project.id)
+    assert [o.text for o in history.observations] == ["Retraining on the March snapshot doubled recall"]
+    around = kg.neighbourhood(project.id, depth=2)
+    assert [n.entity.name for n in around.neighbours] == ["ds-1"]
+    assert [r.type for r in around.relations] == ["LEADS_ANALYSIS_FOR"]
+
+    names = [e.name for e in kg.iter_entities(limit=1)]
+    assert names == ["Churn model", "ds-1"]
+
+    assert kg.retract_relations([RelationIn(source=EntityRef(name="ds-1"), type="LEADS_ANALYSIS_FOR",
+                                            target=EntityRef(name="Churn model"))]) == 1
+    assert kg.retract_observations([history.observations[0].id]) == 1
+    assert kg.retract_entity(project.id).entity_id == project.id
+    with pytest.raises(KgmemApiError) as gone:
+        kg.get_entity(project.id)
+    assert gone.value.status == 404 and gone.value.type == "urn:kgmem:problem:not-found"
+
+
+def test_recall_finds_what_was_written(kg):
+    seed(kg)
+    result = kg.recall("what doubled recall for churn?", limit=3)
+    assert result.items[0].text == "Retraining on the March snapshot doubled recall"
+
+
+def test_delete_and_purge_need_admin(live_api, space, kg):
+    project = seed(kg)
+    with live_api.client(space, ["read", "write"]) as writer:
+        with pytest.raises(KgmemApiError) as refused:
+            writer.delete_entity(project.id)
+        assert refused.value.status == 403 and "admin" in refused.value.detail
+    report = kg.purge_entity(project.id)
+    assert report.entities == 1 and report.observations == 1
+
+
+def test_free_text_memories_in_mem0_shapes(kg):
+    added = kg.add_memory("I prefer Polars over pandas", user_id="alice", infer=False, metadata={"topic": "tools"})
+    memory_id = added.results[0].id
+    assert added.results[0].event == "ADD"
+    assert kg.search_memories("dataframe library", user_id="alice").results[0].id == memory_id
+    assert [m.id for m in kg.get_memories(user_id="alice").results] == [memory_id]
+    assert kg.get_memory(memory_id).memory == "I prefer Polars over pandas"
+    kg.update_memory(memory_id, "I prefer Polars, and DuckDB for SQL")
+    assert kg.get_memory(memory_id).memory == "I prefer Polars, and DuckDB for SQL"
+    kg.delete_memory(memory_id)
+    assert [h.event for h in kg.memory_history(memory_id)] == ["ADD", "UPDATE", "DELETE"]
+    with pytest.raises(KgmemApiError) as gone:
+        kg.get_memory(memory_id)
+    assert gone.value.status == 404
+    assert kg.add_memory("We ship on Fridays", user_id="alice").results == []  # infer: the fake Claude finds nothing
+
+
+def test_reports_and_stats(kg):
+    seed(kg)
+    names = {r.name for r in kg.reports().reports}
+    assert "lessons-per-project" in names
+    rows = kg.run_report("lessons-per-project").rows
+    assert rows == [{"project": "Churn model", "status": None, "lessons": 0, "applies_to": 0, "learned_from_work": 0}]
+    stats = kg.stats()
+    assert stats.entities == {"Agent": 1, "Project": 1}
+    assert stats.observations == 1 and stats.relations == {"LEADS_ANALYSIS_FOR": 1}
+
+
+def test_reindex_job_runs_in_the_background(kg):
+    seed(kg)
+    job = kg.reindex()
+    assert job.state in ("queued", "running", "succeeded")
+    deadline = time.monotonic() + 60
+    while (job := kg.job(job.id)).state in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert job.state == "succeeded", job
+    assert kg.stats().pending == 0
+
+
+def test_keys_of_a_space(live_api, space, kg):
+    created = kg.create_key("reader", ["read"])
+    assert created.key.spaces == [space] and created.token.startswith("kgm_")
+    live_api.key_ids.append(created.key.key_id)
+    assert created.key.key_id in {k.key_id for k in kg.list_keys().items}
+    with live_api.client(space, token=created.token) as reader:
+        assert reader.list_entities().items == []
+        with pytest.raises(KgmemApiError) as refused:
+            reader.upsert_entities([EntityIn(name="x")])
+        assert refused.value.status == 403
+        assert kg.revoke_key(created.key.key_id).revoked_at is not None
+        with pytest.raises(KgmemApiError) as revoked:
+            reader.list_entities()
+        assert revoked.value.status == 401
