@@ -23,6 +23,27 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from agents.ml import (
+    BestModel,
+    BestModelQuery,
+    DriftIn,
+    DriftRecord,
+    ExperimentIn,
+    ExperimentView,
+    FeatureImportanceIn,
+    HyperparameterAdvice,
+    HyperparameterQuery,
+    Lineage,
+    LineageQuery,
+    ModelIn,
+    ModelVersionIn,
+    StableFeature,
+    StableFeaturesQuery,
+    StageChange,
+    VersionDiff,
+    VersionDiffQuery,
+    VersionView,
+)
 from api.auth import ApiKey, Scope
 from api.jobs import Job
 from api.models import (
@@ -234,6 +255,45 @@ class KgmemClient:
         response = self.request("GET", f"/memories/{quote(memory_id, safe='')}/history")
         return TypeAdapter(list[MemoryHistoryItem]).validate_python(response.json())
 
+    # -- experiments, models and features ----------------------------------------------------------------------
+    def record_experiment(self, experiment: ExperimentIn | dict[str, Any], *,
+                          idempotency_key: str | None = None) -> ExperimentView:
+        return self._post("/experiments", ExperimentView, _model(ExperimentIn, experiment),
+                          idempotency_key=idempotency_key)
+
+    def hyperparameters_for(self, query: HyperparameterQuery | dict[str, Any]) -> HyperparameterAdvice:
+        return self._post("/experiments/hyperparameters", HyperparameterAdvice, _model(HyperparameterQuery, query))
+
+    def record_model(self, model: ModelIn | dict[str, Any], *, idempotency_key: str | None = None) -> Lineage:
+        return self._post("/models", Lineage, _model(ModelIn, model), idempotency_key=idempotency_key)
+
+    def record_model_version(self, version: ModelVersionIn | dict[str, Any], *,
+                             idempotency_key: str | None = None) -> VersionView:
+        return self._post("/models/versions", VersionView, _model(ModelVersionIn, version),
+                          idempotency_key=idempotency_key)
+
+    def set_stage(self, change: StageChange | dict[str, Any]) -> VersionView:
+        return self._post("/models/stage", VersionView, _model(StageChange, change))
+
+    def record_drift(self, drift: DriftIn | dict[str, Any], *, idempotency_key: str | None = None) -> DriftRecord:
+        return self._post("/models/drift", DriftRecord, _model(DriftIn, drift), idempotency_key=idempotency_key)
+
+    def best_model(self, query: BestModelQuery | dict[str, Any]) -> BestModel:
+        return self._post("/models/best", BestModel, _model(BestModelQuery, query))
+
+    def lineage(self, model: str) -> Lineage:
+        return self._post("/models/lineage", Lineage, LineageQuery(model=model))
+
+    def diff_versions(self, model: str, a: str, b: str) -> VersionDiff:
+        return self._post("/models/diff", VersionDiff, VersionDiffQuery(model=model, a=a, b=b))
+
+    def record_feature_importance(self, importance: FeatureImportanceIn | dict[str, Any]) -> VersionView:
+        return self._post("/features/importance", VersionView, _model(FeatureImportanceIn, importance))
+
+    def stable_features(self, query: StableFeaturesQuery | dict[str, Any]) -> list[StableFeature]:
+        response = self.request("POST", "/features/stable", json=_model(StableFeaturesQuery, query).model_dump(mode="json"))
+        return TypeAdapter(list[StableFeature]).validate_python(response.json())
+
     # -- analysts --------------------------------------------------------------------------------------------
     def cypher(self, query: str, params: dict[str, Any] | None = None) -> CypherResult:
         return self._post("/cypher", CypherResult, CypherRequest(query=query, params=params or {}))
@@ -268,6 +328,10 @@ class KgmemClient:
 
     def revoke_key(self, key_id: str) -> ApiKey:
         return ApiKey.model_validate(self.request("DELETE", f"/admin/keys/{quote(key_id, safe='')}").json())
+
+
+def _model(model: type[M], value: M | dict[str, Any]) -> M:
+    return value if isinstance(value, model) else model.model_validate(value)
 
 
 def _scoped(**fields: Any) -> dict[str, Any]:

@@ -117,3 +117,26 @@ def test_keys_of_a_space(live_api, space, kg):
         with pytest.raises(KgmemApiError) as revoked:
             reader.list_entities()
         assert revoked.value.status == 401
+
+
+def test_experiments_models_and_features(kg):
+    kg.record_model({"name": "churn-model", "project": "Churn", "benchmarks": {"auc": 0.8}})
+    experiment = kg.record_experiment({"project": "Churn", "name": "xgb-depth6", "task": "predict churn",
+                                       "parameters": {"max_depth": 6}, "metrics": {"auc": 0.86}})
+    assert experiment.parameters == {"max_depth": 6}
+    for version, auc, tenure in (("2", 0.81, 0.4), ("3", 0.86, 0.42)):
+        kg.record_model_version({"model": "churn-model", "version": version, "project": "Churn",
+                                 "metrics": {"auc": auc}, "experiment": "xgb-depth6",
+                                 "feature_importance": {"tenure": tenure}})
+    assert kg.set_stage({"model": "churn-model", "version": "3", "stage": "production"}).stage == "production"
+    assert kg.best_model({"project": "Churn", "metric": "auc"}).best.version == "3"
+    assert [v.version for v in kg.lineage("churn-model").versions] == ["2", "3"]
+    assert [m.name for m in kg.diff_versions("churn-model", "2", "3").metrics] == ["auc"]
+    assert kg.record_feature_importance({"model": "churn-model", "version": "3",
+                                         "importance": {"plan": 0.1}}).features["plan"] == 0.1
+    assert [f.feature for f in kg.stable_features({"model": "churn-model"})] == ["tenure"]
+    drift = kg.record_drift({"model": "churn-model", "version": "3", "feature": "tenure", "metric": "psi",
+                             "value": 0.3, "detected_at": "2026-04-02T08:00:00Z"})
+    assert (drift.severity, drift.status) == ("medium", "open")
+    advice = kg.hyperparameters_for({"task": "predict churn", "metric": "auc"})
+    assert advice.recommended == {"max_depth": 6}
