@@ -225,18 +225,19 @@ def _hint(error: Mapping[str, Any], schema: Mapping[str, Any]) -> str:
     return description or ""
 
 
-def describe_invalid_input(tool: Tool, error: ValidationError) -> str:
-    """Each invalid field, what is wrong with it and how to fix it, as lines Claude can act on."""
+def describe_invalid_input(name: str, schema: Mapping[str, Any], error: ValidationError) -> str:
+    """Each invalid field of a call to tool `name` (whose input schema is `schema`), what is wrong with it
+    and how to fix it, as lines Claude can act on."""
     items = error.errors(include_url=False)
     shown = items[:MAX_ERRORS_REPORTED]
-    lines = [f"Invalid input for {tool.name}: {len(items)} problem{'s' if len(items) != 1 else ''}."]
+    lines = [f"Invalid input for {name}: {len(items)} problem{'s' if len(items) != 1 else ''}."]
     for item in shown:
         got = "" if item["type"] == "missing" else f" (got {_short(json.dumps(item.get('input'), default=str))})"
-        hint = _hint(item, tool.input_schema)
+        hint = _hint(item, schema)
         lines.append(f"- {_location(item['loc'])}: {item['msg']}{got}" + (f"; fix: {hint}" if hint else ""))
     if len(items) > len(shown):
         lines.append(f"- … and {len(items) - len(shown)} more")
-    lines.append(f"Correct these fields and call {tool.name} again; its input_schema lists every field.")
+    lines.append(f"Correct these fields and call {name} again; its input_schema lists every field.")
     return "\n".join(lines)
 
 
@@ -271,11 +272,11 @@ class ToolExecutor:
         try:
             params = tool.input_model.model_validate(dict(tool_input))
         except ValidationError as exc:
-            return ToolOutcome(describe_invalid_input(tool, exc), is_error=True)
+            return ToolOutcome(describe_invalid_input(tool.name, tool.input_schema, exc), is_error=True)
         try:
             value = tool.handler(self.context, params)
         except ValidationError as exc:  # a model built inside the handler: still the caller's input
-            return ToolOutcome(describe_invalid_input(tool, exc), is_error=True)
+            return ToolOutcome(describe_invalid_input(tool.name, tool.input_schema, exc), is_error=True)
         except KgmemError as exc:
             return ToolOutcome(f"{name} failed: {exc}", is_error=True)
         except Exception:  # noqa: BLE001 - a bug must not kill the agent's loop; it is logged with its trace

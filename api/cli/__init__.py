@@ -9,7 +9,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from api.cli import bench_commands, cypher_commands, index_commands, keys_commands, neo4j_commands, serve_commands
+from api.cli import (
+    bench_commands,
+    cypher_commands,
+    index_commands,
+    keys_commands,
+    mcp_commands,
+    neo4j_commands,
+    serve_commands,
+)
 from graph import KgmemError
 
 app = typer.Typer(
@@ -26,6 +34,7 @@ serve_commands.register(app)
 cypher_commands.register(app)
 index_commands.register(app)
 keys_commands.register(app)
+mcp_commands.register(app)
 
 err = Console(stderr=True)
 
