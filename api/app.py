@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import observability, problems
+from api import mcp_http, observability, problems
 from api.auth import KeyStore
 from api.idempotency import IdempotencyStore
 from api.jobs import JobStore
@@ -42,7 +42,8 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         start_bootstrap(app)
         services.start_background_work()
         try:
-            yield
+            async with mcp.running():
+                yield
         finally:
             services.close()
 
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     for router in (entities.router, observations.router, recall.router, memories.router, ml.router,
                    analysts.router, admin.router, admin.global_router):
         app.include_router(router)
+    mcp = mcp_http.install(app, version=app.version)  # MCP over streamable HTTP at /mcp, same API keys
     return app
 
 
