@@ -302,11 +302,148 @@ LIMIT $limit""",
     parameters=(SPACE, _since("incidents opened"), _limit(50, "incidents")),
 )
 
+# -- KPIs -------------------------------------------------------------------------------------
+
+ON_TIME_DELIVERY = Report(
+    name="on-time-delivery",
+    title="On-time delivery rate",
+    description=(
+        "Among finished delegations (status succeeded or failed, with an `ended_at`), per project "
+        "(Delegation -PART_OF-> Project) and for all of them together (`(all)`): how many had a "
+        "`due_at`, how many ended on or before it, how many after it, and the on-time rate "
+        "on_time / with_due_date; `succeeded_on_time` counts those that also succeeded, "
+        "`avg_days_late` is the mean lateness of the late ones."
+    ),
+    cypher="""\
+MATCH (d:Delegation {space: $space})
+WHERE d.retracted_at IS NULL AND d.status IN ['succeeded', 'failed'] AND d.ended_at IS NOT NULL
+  AND ($since IS NULL OR d.ended_at >= $since)
+WITH d, COLLECT {
+  MATCH (d)-[r:PART_OF]->(p:Project)
+  WHERE r.valid_to IS NULL AND r.retracted_at IS NULL AND p.retracted_at IS NULL
+  RETURN p.name ORDER BY p.name
+} AS projects
+UNWIND [coalesce(head(projects), '(no project)'), '(all)'] AS project
+WITH project, d, d.due_at IS NOT NULL AND d.ended_at > d.due_at AS is_late
+WITH project, count(*) AS finished, count(d.due_at) AS with_due_date,
+     count(CASE WHEN d.ended_at <= d.due_at THEN 1 END) AS on_time,
+     count(CASE WHEN is_late THEN 1 END) AS late,
+     count(CASE WHEN d.status = 'succeeded' AND d.ended_at <= d.due_at THEN 1 END) AS succeeded_on_time,
+     avg(CASE WHEN is_late THEN duration.inSeconds(d.due_at, d.ended_at).seconds / 86400.0 END) AS days_late
+RETURN project, finished, with_due_date, on_time, late, succeeded_on_time,
+       CASE WHEN with_due_date = 0 THEN null ELSE round(toFloat(on_time) / with_due_date, 3) END AS on_time_rate,
+       round(days_late, 2) AS avg_days_late
+ORDER BY CASE WHEN project = '(all)' THEN 0 ELSE 1 END, project""",
+    parameters=(SPACE, _since("delegations that ended")),
+)
+
+SUCCESS_BY_AGENT = Report(
+    name="success-by-agent",
+    title="Success rate by agent and by role",
+    description=(
+        "For each agent (the current DELEGATED_TO assignee) and, in the `(all)` row of each role, for "
+        "the role as a whole (the agent's `role`, else the delegation's planned `role`): delegations, "
+        "succeeded, failed and the success rate succeeded / (succeeded + failed). Unassigned "
+        "delegations are left out; planned, running and cancelled work is counted but not rated."
+    ),
+    cypher="""\
+MATCH (d:Delegation {space: $space})-[r:DELEGATED_TO]->(a:Agent)
+WHERE d.retracted_at IS NULL AND a.retracted_at IS NULL AND r.valid_to IS NULL AND r.retracted_at IS NULL
+  AND ($since IS NULL OR d.created_at >= $since)
+WITH coalesce(a.role, d.role, '(no role)') AS role, a.name AS agent, d.status AS status
+UNWIND [agent, '(all)'] AS who
+WITH role, who AS agent, count(*) AS delegations,
+     count(CASE WHEN status = 'succeeded' THEN 1 END) AS succeeded,
+     count(CASE WHEN status = 'failed' THEN 1 END) AS failed
+RETURN role, agent, delegations, succeeded, failed,
+       CASE WHEN succeeded + failed = 0 THEN null
+            ELSE round(toFloat(succeeded) / (succeeded + failed), 3) END AS success_rate
+ORDER BY role, CASE WHEN agent = '(all)' THEN 0 ELSE 1 END, coalesce(success_rate, -1.0) DESC, agent""",
+    parameters=(SPACE, _since("delegations created")),
+)
+
+MODEL_VS_BENCHMARK = Report(
+    name="model-vs-benchmark",
+    title="Model performance in production against its benchmark",
+    description=(
+        "For each model version in production (`stage = 'production'`, which mirrors its current "
+        "IN_STAGE) that has the metric `metric_<metric>`: its value against the benchmark, which is "
+        "the model's declared `benchmark_<metric>` when set, else the best value among the model's "
+        "other current versions (the challengers). `delta` is value - benchmark; `meets_benchmark` "
+        "is value >= benchmark, or <= for metrics where lower is better. No benchmark: both null."
+    ),
+    cypher="""\
+MATCH (m:Model {space: $space})<-[r:VERSION_OF]-(v:ModelVersion)
+WHERE m.retracted_at IS NULL AND v.retracted_at IS NULL AND r.valid_to IS NULL AND r.retracted_at IS NULL
+  AND v.stage = 'production'
+WITH m, v, v['metric_' + $metric] AS value, m['benchmark_' + $metric] AS declared
+WHERE value IS NOT NULL AND value IS :: INTEGER | FLOAT
+WITH m, v, value, CASE WHEN declared IS NOT NULL AND declared IS :: INTEGER | FLOAT THEN declared END AS declared,
+     COLLECT {
+       MATCH (m)<-[o:VERSION_OF]-(c:ModelVersion)
+       WHERE c.retracted_at IS NULL AND o.valid_to IS NULL AND o.retracted_at IS NULL
+         AND coalesce(c.stage, '') <> 'production'
+       WITH c, c['metric_' + $metric] AS score
+       WHERE score IS NOT NULL AND score IS :: INTEGER | FLOAT
+       RETURN {version: c.version, value: score}
+       ORDER BY CASE WHEN $higher_is_better THEN -score ELSE score END, c.name_key
+       LIMIT 1
+     } AS challengers
+WITH m, v, value, declared, head(challengers) AS challenger
+WITH m, v, value, coalesce(declared, challenger.value) AS benchmark,
+     CASE WHEN declared IS NOT NULL THEN 'benchmark_' + $metric
+          WHEN challenger IS NOT NULL THEN 'version ' + challenger.version END AS benchmark_source
+RETURN m.name AS model, v.version AS production_version, value, benchmark, benchmark_source,
+       CASE WHEN benchmark IS NULL THEN null ELSE round(value - benchmark, 6) END AS delta,
+       CASE WHEN benchmark IS NULL THEN null
+            WHEN $higher_is_better THEN value >= benchmark ELSE value <= benchmark END AS meets_benchmark
+ORDER BY model, production_version""",
+    parameters=(
+        SPACE,
+        ReportParameter("metric", "string", "the metric to compare: `auc` reads `metric_auc` and `benchmark_auc`",
+                        default="auc"),
+        ReportParameter("higher_is_better", "boolean", "false for losses and errors", default=True),
+    ),
+)
+
+LESSONS_REUSED = Report(
+    name="lessons-reused",
+    title="Lessons reused per delegation",
+    description=(
+        "For each briefed delegation (one with `shown_ids`, the memories its briefs showed), newest "
+        "first: the lessons among them (`lessons_shown`, current Lesson entities) and how many of those "
+        "its outcome marked helpful (`helpful_ids`). A delegation briefed with no lessons shows 0."
+    ),
+    cypher="""\
+MATCH (d:Delegation {space: $space})
+WHERE d.retracted_at IS NULL AND d.shown_ids IS NOT NULL AND ($since IS NULL OR d.created_at >= $since)
+WITH d,
+     COLLECT {
+       UNWIND d.shown_ids AS id
+       MATCH (l:Entity {id: id})
+       WHERE l.space = $space AND l.kind = 'Lesson' AND l.retracted_at IS NULL
+       RETURN {id: l.id, name: l.name} AS lesson ORDER BY lesson.name
+     } AS lessons,
+     COLLECT {
+       MATCH (d)-[r:PART_OF]->(p:Project)
+       WHERE r.valid_to IS NULL AND r.retracted_at IS NULL AND p.retracted_at IS NULL
+       RETURN p.name ORDER BY p.name
+     } AS projects
+RETURN d.name AS delegation, d.task AS task, head(projects) AS project, d.status AS status,
+       size(lessons) AS lessons_shown,
+       size([lesson IN lessons WHERE lesson.id IN coalesce(d.helpful_ids, [])]) AS lessons_helpful,
+       [lesson IN lessons | lesson.name] AS lessons, d.created_at AS created_at
+ORDER BY created_at DESC, delegation
+LIMIT $limit""",
+    parameters=(SPACE, _since("delegations created"), _limit(100, "delegations")),
+)
+
 REPORTS: dict[str, Report] = {
     report.name: report
     for report in (
         AGENT_SUCCESS, LESSONS_PER_PROJECT, MODEL_LINEAGE, EXPERIMENT_LEADERBOARD,
         DELEGATION_THROUGHPUT, INCIDENT_LESSONS,
+        ON_TIME_DELIVERY, SUCCESS_BY_AGENT, MODEL_VS_BENCHMARK, LESSONS_REUSED,
     )
 }
 

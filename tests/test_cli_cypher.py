@@ -106,17 +106,18 @@ def test_a_timeout_is_one_line(managed_neo4j):
     assert line == "error: the query ran longer than its 1 s time limit and was stopped"
 
 
-def test_report_list_names_all_six():
+def test_report_list_names_them_all():
     result = kgmem("report", "--list")
     assert result.returncode == 0, result.stderr
     for name in ("agent-success", "lessons-per-project", "model-lineage", "experiment-leaderboard",
-                 "delegation-throughput", "incident-lessons"):
+                 "delegation-throughput", "incident-lessons", "on-time-delivery", "success-by-agent",
+                 "model-vs-benchmark", "lessons-reused"):
         assert name in result.stdout
 
 
 def test_report_list_as_json_carries_the_cypher():
     catalogue = json.loads(kgmem("report", "--list", "--format", "json").stdout)
-    assert len(catalogue) == 6
+    assert len(catalogue) == 10
     leaderboard = next(item for item in catalogue if item["name"] == "experiment-leaderboard")
     assert "e['metric_' + $metric]" in leaderboard["cypher"]
     assert [p["name"] for p in leaderboard["parameters"]] == ["space", "metric", "higher_is_better", "limit"]

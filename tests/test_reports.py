@@ -309,10 +309,12 @@ def test_an_empty_space_gives_empty_reports(neo4j_driver, space):
         assert rows(neo4j_driver, name, space=space) == [], name
 
 
-def test_the_six_reports_are_registered():
+def test_the_reports_are_registered():
     assert list(REPORTS) == [
         "agent-success", "lessons-per-project", "model-lineage", "experiment-leaderboard",
         "delegation-throughput", "incident-lessons",
+        # the KPIs, specified in test_kpi_reports.py
+        "on-time-delivery", "success-by-agent", "model-vs-benchmark", "lessons-reused",
     ]
     for report in REPORTS.values():
         assert report.parameters[0].name == "space" and report.parameters[0].required
