@@ -103,6 +103,7 @@ class ExperimentIn(BaseModel):
     code_ref: str | None = Field(None, max_length=500, description="Code reference, e.g. a git commit or path@commit")
     model: Name | None = Field(None, description="The model (the line of versions) the experiment trains")
     started_at: UtcDatetime | None = None
+    external_id: str | None = Field(None, max_length=200, description="Its id in a tracking system, e.g. an MLflow run id")
     provenance: Provenance = Field(default_factory=Provenance)
 
 
@@ -134,6 +135,9 @@ class ModelVersionIn(BaseModel):
     feature_importance: dict[Name, MetricValue] = Field(
         default_factory=dict, max_length=1000, description="Feature -> importance; implies the feature is used")
     registered_at: UtcDatetime | None = Field(None, description="When it was trained or registered; orders the lineage")
+    stage_since: UtcDatetime | None = Field(None, description="When it entered `stage`; default registered_at, else now")
+    aliases: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(None, max_length=50, description=(
+        "Registry aliases that point at this version now, e.g. champion; [] clears them, null leaves them"))
     provenance: Provenance = Field(default_factory=Provenance)
 
 
@@ -227,6 +231,7 @@ class VersionView(BaseModel):
     stage: str | None
     stages: list[StageSpan] = Field(description="Every stage it was in, oldest first; the open one is current")
     registered_at: datetime
+    aliases: list[str] = Field(default_factory=list, description="Registry aliases pointing at it, e.g. champion")
     metrics: dict[str, float]
     parameters: dict[str, Any] = Field(description="The parameters of the experiment(s) that produced it")
     datasets: list[str]
@@ -449,7 +454,7 @@ class MlMemory:
     def record_experiment(self, request: ExperimentIn) -> ExperimentView:
         attributes: dict[str, Any] = {f"param_{k}": v for k, v in request.parameters.items()}
         attributes.update({f"metric_{k}": v for k, v in request.metrics.items()})
-        for key in ("task", "code_ref", "started_at"):
+        for key in ("task", "code_ref", "started_at", "external_id"):
             if getattr(request, key) is not None:
                 attributes[key] = getattr(request, key)
         # The summary is what recall embeds: the task in words, with its context.
@@ -492,6 +497,8 @@ class MlMemory:
         attributes.update({f"metric_{k}": v for k, v in request.metrics.items()})
         if request.registered_at is not None:
             attributes["registered_at"] = request.registered_at
+        if request.aliases is not None:
+            attributes["registry_aliases"] = list(dict.fromkeys(request.aliases))
         name = version_name(request.model, request.version)
         for owner in self._rows(VERSION_OWNER, version_key=normalise_name(name)):
             if owner["model_key"] not in (None, normalise_name(request.model)):
@@ -516,7 +523,8 @@ class MlMemory:
         self.memory.upsert_relations(relations, create_missing=True)
         self._write_features(version.id, request.features, request.feature_importance, request.provenance)
         if request.stage:
-            self._set_stage(version.id, name, request.stage, request.registered_at, request.provenance)
+            self._set_stage(version.id, name, request.stage, request.stage_since or request.registered_at,
+                            request.provenance)
         return self._versions(request.model, request.version)[0]
 
     def set_stage(self, request: StageChange) -> VersionView:
@@ -713,6 +721,7 @@ class MlMemory:
                 id=props["id"], model=row["model"], version=str(props.get("version", "")), stage=props.get("stage"),
                 stages=[StageSpan(**span) for span in native(row["stages"])],
                 registered_at=props.get("registered_at") or props["created_at"],
+                aliases=props.get("registry_aliases") or [],
                 metrics=_numbers(_prefixed(props, "metric_")), parameters=dict(sorted(parameters.items())),
                 datasets=row["datasets"], experiments=[e["name"] for e in row["experiments"]],
                 features={f["feature"]: f["importance"] for f in row["features"]}, incidents=row["incidents"]))

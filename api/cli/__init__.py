@@ -12,6 +12,7 @@ from rich.markup import escape
 from api.cli import (
     bench_commands,
     cypher_commands,
+    import_commands,
     index_commands,
     keys_commands,
     mcp_commands,
@@ -30,6 +31,7 @@ app = typer.Typer(
 )
 app.add_typer(neo4j_commands.app, name="neo4j")
 app.add_typer(bench_commands.app, name="bench")
+app.add_typer(import_commands.app, name="import")
 serve_commands.register(app)
 cypher_commands.register(app)
 index_commands.register(app)
