@@ -82,6 +82,15 @@ def check_at_most(loc: tuple[str | int, ...], value: int, limit: int, what: str 
         }])
 
 
+def page_size(value: int | None, default: int, limit: int, loc: tuple[str | int, ...] = ("query", "limit"),
+              what: str = "results") -> int:
+    """The size to use: the default (within the server's limit) when none was asked for."""
+    if value is None:
+        return min(default, limit)
+    check_at_most(loc, value, limit, what)
+    return value
+
+
 # -- query timeout ------------------------------------------------------------------------------------------
 def with_query_timeout(driver: Any, seconds: float) -> Any:
     """Give every transaction `driver` runs while a request is handled a Neo4j timeout of `seconds`.

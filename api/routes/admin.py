@@ -25,7 +25,7 @@ from api.deps import (
     services,
 )
 from api.jobs import Job
-from api.limits import check_at_most
+from api.limits import page_size
 from api.models import MAX_LIMIT, KeyCreate, KeyCreated, KeyPage, ReindexRequest, Stats
 from api.routes import PROBLEMS, responses
 from api.routes.entities import offset_of
@@ -91,8 +91,8 @@ def job(space: SpacePath, job_id: IdPath, caller: Admin, jobs: Jobs) -> Job:
 @router.get("/keys", response_model=KeyPage, summary="The API keys bound to this space alone")
 def list_keys(space: SpacePath, caller: Admin, keys: Keys, config: Config,
               cursor: Annotated[str | None, Query(max_length=1000)] = None,
-              limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50) -> KeyPage:
-    check_at_most(("query", "limit"), limit, config.api_max_limit, "results")
+              limit: Annotated[int | None, Query(ge=1, le=MAX_LIMIT)] = None) -> KeyPage:
+    limit = page_size(limit, 50, config.api_max_limit)
     offset = offset_of(cursor)
     mine = [key for key in keys.list() if key.spaces == [space]]
     more = len(mine) > offset + limit

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import Admin, Config, IdempotencyKey, IdPath, Idempotency, Memory, Reader, SpacePath, Writer
-from api.limits import check_at_most
+from api.limits import check_at_most, page_size
 from api.models import MAX_LIMIT, EntityBatch, EntityList, EntityRetraction, SearchPage
 from api.routes import PROBLEMS, responses
 from graph.model import Entity, EntityHistory, Neighbourhood, Page, PurgeReport
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/spaces/{space}", tags=["entities"], responses=PRO
 
 MAX_SEARCH_RESULTS = 1000  # a search pages through at most this many hits
 
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
+Limit = Annotated[int | None, Query(ge=1, le=MAX_LIMIT, description="Page size (at most the server's api_max_limit)")]
 Cursor = Annotated[str | None, Query(max_length=1000, description="`next_cursor` of the previous page")]
 Kinds = Annotated[list[Kind] | None, Query(alias="kind", description="Only these kinds (repeat the parameter)")]
 KnownAt = Annotated[datetime | None, Query(description="The graph as kgmem knew it then (default: now)")]
@@ -40,8 +40,8 @@ def upsert_entities(space: SpacePath, request: Request, caller: Writer, memory: 
 @router.get("/entities", response_model=Page[Entity], summary="List entities, a page at a time")
 def list_entities(space: SpacePath, caller: Reader, memory: Memory, config: Config, kinds: Kinds = None,
                   updated_since: Annotated[datetime | None, Query()] = None, known_at: KnownAt = None,
-                  cursor: Cursor = None, limit: Limit = 50) -> Page[Entity]:
-    check_at_most(("query", "limit"), limit, config.api_max_limit, "results")
+                  cursor: Cursor = None, limit: Limit = None) -> Page[Entity]:
+    limit = page_size(limit, 50, config.api_max_limit)
     return memory.graph.list_entities(kinds=kinds, updated_since=updated_since, known_at=known_at,
                                       cursor=cursor, limit=limit)
 
@@ -50,8 +50,8 @@ def list_entities(space: SpacePath, caller: Reader, memory: Memory, config: Conf
 def search_entities(space: SpacePath, caller: Reader, memory: Memory, config: Config,
                     q: Annotated[str, Query(min_length=1, max_length=1000, description="Words or a name")],
                     kinds: Kinds = None, as_of: AsOf = None, known_at: KnownAt = None,
-                    cursor: Cursor = None, limit: Limit = 20) -> SearchPage:
-    check_at_most(("query", "limit"), limit, config.api_max_limit, "results")
+                    cursor: Cursor = None, limit: Limit = None) -> SearchPage:
+    limit = page_size(limit, 20, config.api_max_limit)
     offset = min(offset_of(cursor), MAX_SEARCH_RESULTS)
     wanted = min(offset + limit + 1, MAX_SEARCH_RESULTS + 1)
     hits = memory.graph.search(q, kinds=kinds, limit=wanted, as_of=as_of, known_at=known_at)
@@ -75,12 +75,12 @@ def history(space: SpacePath, entity_id: IdPath, caller: Reader, memory: Memory)
 @router.get("/entities/{entity_id}/neighbourhood", response_model=Neighbourhood,
             summary="Entities within `depth` hops, nearest first, a page at a time")
 def neighbourhood(space: SpacePath, entity_id: IdPath, caller: Reader, memory: Memory, config: Config,
-                  depth: Annotated[int, Query(ge=1, le=MAX_DEPTH)] = 1, kinds: Kinds = None,
-                  as_of: AsOf = None, known_at: KnownAt = None, cursor: Cursor = None, limit: Limit = 50,
+                  depth: Annotated[int | None, Query(ge=1, le=MAX_DEPTH, description="Hops (default 1)")] = None, kinds: Kinds = None,
+                  as_of: AsOf = None, known_at: KnownAt = None, cursor: Cursor = None, limit: Limit = None,
                   observations: Annotated[int, Query(ge=0, le=MAX_LIMIT, description="Observations of the centre")] = 20,
                   ) -> Neighbourhood:
-    check_at_most(("query", "depth"), depth, config.api_max_depth, "hops")
-    check_at_most(("query", "limit"), limit, config.api_max_limit, "results")
+    depth = page_size(depth, 1, config.api_max_depth, ("query", "depth"), "hops")
+    limit = page_size(limit, 50, config.api_max_limit)
     offset_of(cursor)
     return memory.graph.neighbourhood(entity_id, depth=depth, kinds=kinds, as_of=as_of, known_at=known_at,
                                       cursor=cursor, limit=limit, observations=observations)

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.deps import Config, Idempotency, IdempotencyKey, IdPath, Reader, SpacePath, Writer, services
-from api.limits import check_at_most
+from api.limits import page_size
 from api.models import MAX_LIMIT, MemoryHistoryItem, MemoryItem, MemoryMessage, MemoryResults
 from api.routes import PROBLEMS, responses
 from api.routes.entities import offset_of
@@ -49,19 +49,20 @@ def add(space: SpacePath, request: Request, caller: Writer, store: Idempotency,
 @router.post("/search", response_model=MemoryResults, summary="mem0 search: memories nearest to a query")
 def search(space: SpacePath, request: Request, caller: Reader, config: Config,
            body: Annotated[SearchMemoryRequest, Body(examples=[SEARCH_EXAMPLE])]) -> dict[str, Any]:
-    check_at_most(("body", "limit"), body.limit, config.api_max_limit, "results")
-    return free_text(request).search(space, body.query, **body.ids(), limit=body.limit, filters=body.filters)
+    limit = page_size(body.limit if "limit" in body.model_fields_set else None, body.limit, config.api_max_limit,
+                      ("body", "limit"))
+    return free_text(request).search(space, body.query, **body.ids(), limit=limit, filters=body.filters)
 
 
 @router.get("", response_model=MemoryResults, summary="mem0 get_all: the memories of a user, agent or run")
 def get_all(space: SpacePath, request: Request, caller: Reader, config: Config, user_id: ScopeId = None,
             agent_id: ScopeId = None, run_id: ScopeId = None,
             cursor: Annotated[str | None, Query(max_length=1000)] = None,
-            limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100) -> MemoryResults:
+            limit: Annotated[int | None, Query(ge=1, le=MAX_LIMIT)] = None) -> MemoryResults:
     if not (user_id or agent_id or run_id):
         raise RequestValidationError([{"loc": ("query", "user_id"), "type": "missing",
                                        "msg": "give at least one of user_id, agent_id or run_id"}])
-    check_at_most(("query", "limit"), limit, config.api_max_limit, "results")
+    limit = page_size(limit, 100, config.api_max_limit)
     offset = offset_of(cursor)
     wanted = min(offset + limit + 1, MAX_LISTED)
     ids = {k: v for k, v in (("user_id", user_id), ("agent_id", agent_id), ("run_id", run_id)) if v}

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 
 from api.deps import Config, Memory, Reader, SpacePath
-from api.limits import check_at_most
+from api.limits import page_size
 from api.routes import PROBLEMS
 from memory.recall import RecallQuery, RecallResult
 
@@ -21,5 +21,6 @@ router = APIRouter(prefix="/v1/spaces/{space}", tags=["recall"], responses=PROBL
              summary="Answer a question in plain language with the most relevant observations and entities")
 def recall(space: SpacePath, caller: Reader, memory: Memory, config: Config,
            query: Annotated[RecallQuery, Body(examples=[EXAMPLE])]) -> RecallResult:
-    check_at_most(("body", "limit"), query.limit, config.api_max_limit, "results")
-    return memory.recall(query)
+    limit = page_size(query.limit if "limit" in query.model_fields_set else None, query.limit,
+                      config.api_max_limit, ("body", "limit"))
+    return memory.recall(query.model_copy(update={"limit": limit}))
