@@ -1,6 +1,7 @@
 """Bring an MLflow tracking server or store into the graph: experiments, runs, registered models.
 
-    report = import_mlflow(memory.space("acme"), "file:///srv/mlruns", experiment="churn")
+    source = open_mlflow("file:///srv/mlruns", experiment="churn")   # checks the URI and the experiment
+    report = import_mlflow(memory.space("acme"), source)
 
 The mapping, all through MlMemory (so it is what any other writer records):
 
@@ -61,17 +62,30 @@ class _Run:
     dataset: str | None
 
 
-def import_mlflow(
-    memory: SpaceMemory, tracking_uri: str, *, registry_uri: str | None = None, experiment: str | None = None,
-    project: str | None = None, progress: Progress | None = None,
-) -> ImportReport:
+@dataclass
+class MlflowSource:
+    """An MLflow tracking store (and registry) to import from, and which experiments."""
+
+    client: Any
+    experiments: list[Any]
+    only_experiment: bool  # import only the model versions trained in these experiments
+
+
+def open_mlflow(tracking_uri: str, *, registry_uri: str | None = None, experiment: str | None = None) -> MlflowSource:
+    """Connect and check: InvalidInput for a file store that is not there, NotFound for an unknown experiment."""
     client = _client(tracking_uri, registry_uri)
+    return MlflowSource(client, _experiments(client, experiment), only_experiment=experiment is not None)
+
+
+def import_mlflow(
+    memory: SpaceMemory, source: MlflowSource, *, project: str | None = None, progress: Progress | None = None,
+) -> ImportReport:
+    client = source.client
     ml = MlMemory(memory)
     report = ImportReport()
     tick = progress or (lambda phase, done, total: None)
 
-    experiments = _experiments(client, experiment)
-    listed = [(exp, run) for exp in experiments for run in _pages(
+    listed = [(exp, run) for exp in source.experiments for run in _pages(
         lambda token, exp=exp: client.search_runs([exp.experiment_id], max_results=PAGE, page_token=token))]
     runs: dict[str, _Run] = {}
     tick("runs", 0, len(listed))
@@ -82,7 +96,7 @@ def import_mlflow(
     report.experiments = len({exp.experiment_id for exp, _ in listed})
 
     versions = [v for v in _pages(lambda token: client.search_model_versions(max_results=PAGE, page_token=token))
-                if experiment is None or v.run_id in runs]
+                if not source.only_experiment or v.run_id in runs]
     models: set[str] = set()
     tick("model versions", 0, len(versions))
     for done, version in enumerate(sorted(versions, key=lambda v: (v.name, int(v.version))), start=1):

@@ -12,8 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agents.mlflow_import import import_mlflow
+from agents.mlflow_import import import_mlflow, open_mlflow
 from api.cli.context import graph_driver
+from graph.store import check_space
 from memory.service import MemoryService
 
 app = typer.Typer(help="Bring records from other systems into the graph.", no_args_is_help=True)
@@ -39,6 +40,9 @@ def mlflow(
     stages, aliases) into the graph. Safe to repeat: what has not changed is not written again, and a
     stage changed in MLflow supersedes the old one with its history kept. Needs `pip install 'kgmem\[mlflow]'`."""
     started = time.perf_counter()
+    check_space(space)
+    with err.status("Opening the MLflow store…"):
+        source = open_mlflow(tracking_uri, registry_uri=registry_uri, experiment=experiment)
     with graph_driver() as (driver, settings):
         with err.status("Loading the embedding model…"):
             memory = MemoryService.open(settings, driver)
@@ -51,8 +55,7 @@ def mlflow(
                     tasks[phase] = bars.add_task(f"Importing {phase}", total=total)
                 bars.update(tasks[phase], completed=done, total=total)
 
-            report = import_mlflow(memory.space(space), tracking_uri, registry_uri=registry_uri,
-                                   experiment=experiment, project=project, progress=progress)
+            report = import_mlflow(memory.space(space), source, project=project, progress=progress)
     seconds = time.perf_counter() - started
     if as_json:
         typer.echo(json.dumps({**asdict(report), "space": space, "seconds": round(seconds, 2)}))
