@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -180,13 +181,19 @@ def _without_nulls(value: Any) -> Any:
 # -- validation errors as instructions ----------------------------------------------------------------
 
 def _location(loc: Sequence[Any]) -> str:
-    out = ""
+    """`("relations", 0, "type")` -> `relations[0].type`; a map key that is not a plain name is quoted:
+    `metrics["AUC!"]`, and Pydantic's `[key]` marker (the key itself is wrong) becomes ` (the key)`."""
+    out, about_key = "", False
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif part == "[key]":
+            about_key = True
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
+            out += f".{part}" if out else part
         else:
-            out += f".{part}" if out else str(part)
-    return out or "(input)"
+            out += f"[{json.dumps(part, ensure_ascii=False)}]"
+    return (out or "(input)") + (" (the key)" if about_key else "")
 
 
 def _schema_at(schema: Mapping[str, Any], loc: Sequence[Any]) -> Mapping[str, Any] | None:

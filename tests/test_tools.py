@@ -266,3 +266,48 @@ def test_free_text_memory_tools(executor, space):
     assert found["results"][0]["memory"] == "The lead prefers Polars over pandas"
     unscoped = executor.run("search_memories", {"query": "anything"})
     assert unscoped.is_error and "give at least one of user_id, agent_id or run_id" in unscoped.content
+
+
+# -- ML memory tools -------------------------------------------------------------------------------------
+
+def test_ml_memory_through_tools(executor, neo4j_driver, space):
+    ok(executor, "record_experiment", {
+        "project": "Churn", "name": "xgb-depth4", "task": "predict which telco customers churn next month",
+        "parameters": {"max_depth": 4}, "metrics": {"auc": 0.81}, "dataset": "customers-2025", "model": "churn-model"})
+    ok(executor, "record_experiment", {
+        "project": "Churn", "name": "xgb-depth6", "task": "predict which telco customers churn next month",
+        "parameters": {"max_depth": 6}, "metrics": {"auc": 0.86}, "dataset": "customers-2025", "model": "churn-model"})
+    ok(executor, "record_model_version", {"model": "churn-model", "version": "1", "project": "Churn",
+                                          "metrics": {"auc": 0.81}, "experiment": "xgb-depth4",
+                                          "feature_importance": {"tenure": 0.5, "plan": 0.3},
+                                          "registered_at": "2026-01-01T00:00:00Z"})
+    ok(executor, "record_model_version", {"model": "churn-model", "version": "2", "project": "Churn",
+                                          "metrics": {"auc": 0.86}, "experiment": "xgb-depth6",
+                                          "feature_importance": {"tenure": 0.52, "calls": 0.2},
+                                          "registered_at": "2026-02-01T00:00:00Z"})
+    staged = ok(executor, "set_model_stage", {"model": "churn-model", "version": "2", "stage": "Production"})
+    assert staged["stage"] == "production"
+
+    best = ok(executor, "best_model", {"project": "Churn", "metric": "auc"})
+    assert (best["best"]["version"], best["best"]["value"]) == ("2", 0.86)
+    advice = ok(executor, "hyperparameters_for_task", {"task": "which customers will churn", "metric": "auc"})
+    assert advice["recommended"] == {"max_depth": 6}
+    lineage = ok(executor, "model_lineage", {"model": "churn-model"})
+    assert [v["version"] for v in lineage["versions"]] == ["1", "2"]
+    diff = ok(executor, "diff_model_versions", {"model": "churn-model", "a": "1", "b": "2"})
+    assert diff["features_added"] == ["calls"] and diff["features_removed"] == ["plan"]
+    stable = ok(executor, "stable_features", {"model": "churn-model"})
+    assert [f["feature"] for f in stable] == ["tenure"]
+
+    wrong = executor.run("record_experiment", {"project": "Churn", "name": "x", "metrics": {"AUC!": 1.0},
+                                               "provenance": {"agent": "someone else"}})
+    assert wrong.is_error
+    assert wrong.content.splitlines()[1].startswith(
+        '- metrics["AUC!"] (the key): Value error, metric or parameter name \'AUC!\' must match')
+    missing = executor.run("model_lineage", {"model": "no-such-model"})
+    assert missing.is_error and missing.content.startswith("model_lineage failed: ")
+
+    # Written by the context's agent, never by what the input claims.
+    rows, _, _ = neo4j_driver.execute_query(
+        "MATCH (e:Experiment {space: $space}) RETURN collect(DISTINCT e.agent) AS agents", space=space)
+    assert rows[0]["agents"] == ["lead"]
