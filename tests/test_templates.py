@@ -102,3 +102,18 @@ def test_each_space_plans_its_own_project(memory, settings, neo4j_driver, embedd
         assert [e["delegations"] for e in plan_edges(neo4j_driver, space)] == [12]
     finally:
         neo4j_driver.execute_query("MATCH (n {space: $s}) DETACH DELETE n", s=f"{space}-b")
+
+
+def test_the_what_can_start_now_query_in_the_docs_works(memory, neo4j_driver, space):
+    from pathlib import Path
+
+    from graph.cypher import run_read_only
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "templates.md").read_text()
+    query = docs.split("```cypher\n", 1)[1].split("```", 1)[0]
+    plan = instantiate(memory, "data-science", "Churn")
+    first = lambda: [row["d.role"] for row in run_read_only(neo4j_driver, query, {"space": space}).rows]  # noqa: E731
+    assert sorted(first()) == ["analytics-expert", "data-architect", "data-scientist"]
+    memory.upsert_entities([EntityIn(kind=Kind.DELEGATION, name=d.name, attributes={"status": "succeeded"})
+                            for d in plan.delegations if d.phase == "Discovery"])
+    assert sorted(first()) == ["data-engineer", "data-scientist", "data-scientist", "ml-engineer"]
