@@ -1,0 +1,579 @@
+"""The delegation lifecycle: a brief before each delegation, an outcome record after it.
+
+    delegations = Delegations(memory.space("acme"), extractor=ClaudeExtractor())
+    brief = delegations.brief(BriefRequest(task="Retrain the churn model", project="churn", agent_role="ml-engineer"))
+    # ... delegate, with brief.markdown in the specialist's prompt ...
+    delegations.record_outcome(OutcomeRequest(delegation_id=brief.delegation_id, status="succeeded", agent="ml-1",
+                                              summary="...", lessons=[...], helpful=[brief.lessons[0].id]))
+
+How it lands in the graph (docs/delegations.md has the whole picture):
+
+- A `:Delegation` named by its delegation id (summary and `task`: the task), PART_OF its project,
+  DELEGATED_TO its agent (single-valued, so a reassignment keeps history). `status` starts
+  `planned`; `shown_ids` lists the memories its briefs showed; `helpful_ids` and `unhelpful_ids`
+  are the feedback on them; `outcome_keys` fingerprints the outcomes already applied.
+- An outcome summary is an observation of the delegation (`source` outcome), so recall finds it.
+- Lessons are `:Lesson` entities named by their text, LEARNED_FROM the delegation, APPLIES_TO the
+  project and whatever else they concern; artifacts hang off it by PRODUCED or DEPENDS_ON.
+- An agent's track record is read from the graph (its current DELEGATED_TO delegations), never counted.
+
+Each call writes in one transaction that starts by locking the delegation node, so concurrent
+calls on one delegation queue up: the same outcome ten times is applied once, ten different
+lessons are all kept. Vectors follow the commit, as for every memory write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from neo4j import ManagedTransaction
+
+from agents.briefing import Briefing, BriefContent, current
+from agents.briefs import DELEGATION_ID, Brief, BriefRequest, estimate_tokens, render_markdown
+from agents.outcomes import (
+    ARTIFACT_KINDS,
+    ARTIFACT_RELATIONS,
+    OPEN,
+    TERMINAL,
+    AgentTrackRecord,
+    DelegationState,
+    ExtractionReport,
+    OutcomeRecord,
+    OutcomeRequest,
+    RecordedArtifact,
+    RecordedLesson,
+)
+from graph import writes
+from graph.errors import InvalidInput, KgmemError, NotFound
+from graph.model import EntityIn, EntityRef, ObservationIn, Provenance, RelationIn, now
+from graph.records import native
+from graph.vocabulary import Kind, normalise_name
+from memory.extraction import ClaudeExtractor, GraphWrites, Skipped, lesson_name, to_graph_writes
+from memory.service import SpaceMemory
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Delegation entity ids derive from (space, delegation id), so concurrent first briefs agree on one.
+ID_NAMESPACE = uuid.UUID("6f1d8a52-3c4b-4e8e-9a57-2b0f5d1c7e90")
+UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+FEEDBACK_WEIGHT = 0.5  # the most a memory's feedback adds to (or takes from) its score
+MAX_OUTCOME_KEYS = 50
+
+# -- queries --------------------------------------------------------------------------------------
+# Any write takes the node's lock until the transaction ends; the next statement then reads it fresh.
+LOCK_DELEGATION = """
+MATCH (d:Entity {space: $space, kind: 'Delegation', name_key: $key})
+WHERE d.retracted_at IS NULL
+SET d.kgmem_lock = true
+REMOVE d.kgmem_lock
+RETURN d.id AS id
+"""
+
+DELEGATION_STATE = f"""
+MATCH (d:Entity {{space: $space, kind: 'Delegation', name_key: $key}})
+WHERE d.retracted_at IS NULL
+RETURN d {{.*}} AS delegation,
+       head(COLLECT {{ MATCH (d)-[r:PART_OF]->(p:Project) WHERE {current('r')} AND p.retracted_at IS NULL
+                      RETURN p {{.id, .name}} ORDER BY r.recorded_at }}) AS project,
+       head(COLLECT {{ MATCH (d)-[r:DELEGATED_TO]->(a:Agent) WHERE {current('r')} AND a.retracted_at IS NULL
+                      RETURN a.name }}) AS agent,
+       COLLECT {{ MATCH (d)<-[r:LEARNED_FROM]-(l:Lesson) WHERE {current('r')} AND l.retracted_at IS NULL
+                 RETURN l {{.id, .name, .summary, .severity, .category, .source,
+                           applies_to: COLLECT {{ MATCH (l)-[a:APPLIES_TO]->(t:Entity)
+                                                 WHERE {current('a')} AND t.retracted_at IS NULL
+                                                 RETURN t.name ORDER BY t.name_key }}}}
+                 ORDER BY l.created_at, l.id }} AS lessons,
+       COLLECT {{ MATCH (d)-[r:PRODUCED|DEPENDS_ON]->(x:Entity) WHERE {current('r')} AND x.retracted_at IS NULL
+                 RETURN {{id: x.id, kind: x.kind, name: x.name, relation: type(r)}} ORDER BY x.name_key, x.kind }} AS artifacts,
+       head(COLLECT {{ MATCH (d)-[:HAS_OBSERVATION]->(o:Observation) WHERE {current('o')} AND o.source = 'outcome'
+                      RETURN o.text ORDER BY o.recorded_at DESC, o.id }}) AS summary
+"""
+
+SET_DEFAULTS = """
+MATCH (d:Entity {id: $id})
+WHERE d.space = $space
+SET d.status = coalesce(d.status, 'planned'),
+    d.shown_ids = coalesce(d.shown_ids, []) + [x IN $shown WHERE NOT x IN coalesce(d.shown_ids, [])]
+RETURN d.status AS status
+"""
+
+ADD_SHOWN = """
+MATCH (d:Entity {id: $id})
+WHERE d.space = $space
+SET d.shown_ids = coalesce(d.shown_ids, []) + [x IN $shown WHERE NOT x IN coalesce(d.shown_ids, [])]
+RETURN d.status AS status
+"""
+
+AGENT_ROLE = """
+MATCH (a:Entity {space: $space, kind: 'Agent', name_key: $key})
+RETURN a.role AS role
+"""
+
+CLAIM_EXTRACTION = "MATCH (d:Entity {id: $id}) WHERE d.space = $space SET d.extraction_key = $key"
+RELEASE_EXTRACTION = """
+MATCH (d:Entity {id: $id})
+WHERE d.space = $space AND d.extraction_key = $key
+SET d.extraction_key = null
+"""
+
+FEEDBACK = """
+MATCH (d:Entity {space: $space, kind: 'Delegation'})
+WHERE d.retracted_at IS NULL AND (d.helpful_ids IS NOT NULL OR d.unhelpful_ids IS NOT NULL)
+UNWIND [x IN coalesce(d.helpful_ids, []) | {id: x, vote: 1}] + [x IN coalesce(d.unhelpful_ids, []) | {id: x, vote: -1}] AS v
+RETURN v.id AS id, sum(v.vote) AS net
+"""
+
+TRACK_RECORD = f"""
+MATCH (a:Entity {{space: $space, kind: 'Agent', name_key: $key}})
+WHERE a.retracted_at IS NULL
+OPTIONAL MATCH (a)<-[r:DELEGATED_TO]-(d:Delegation)
+WHERE {current('r')} AND d.retracted_at IS NULL
+RETURN a.id AS id, a.name AS name, a.role AS role, count(d) AS delegations,
+       count(CASE WHEN d.status = 'succeeded' THEN 1 END) AS succeeded,
+       count(CASE WHEN d.status = 'failed' THEN 1 END) AS failed,
+       count(CASE WHEN d.status = 'cancelled' THEN 1 END) AS cancelled,
+       count(CASE WHEN d.status IN $open THEN 1 END) AS open,
+       max(CASE WHEN d.status = 'succeeded' THEN coalesce(d.ended_at, d.updated_at) END) AS last_success_at,
+       avg(d.duration_s) AS mean_duration_s,
+       sum(coalesce(d.cost_usd, 0.0)) AS total_cost_usd
+"""
+
+
+def feedback_boost(net: int) -> float:
+    """Net votes to a recall boost: +1 gives a quarter, and it never passes FEEDBACK_WEIGHT either way."""
+    return FEEDBACK_WEIGHT * net / (1 + abs(net))
+
+
+def _fingerprint(request: OutcomeRequest) -> str:
+    """The outcome's content; asking for extraction again is not a new outcome."""
+    body = request.model_dump_json(exclude={"extract", "delegation_id"})
+    return hashlib.sha256(body.encode()).hexdigest()[:32]
+
+
+def _key(delegation_id: str) -> str:
+    if not DELEGATION_ID.fullmatch(delegation_id):
+        raise InvalidInput(
+            f"delegation id {delegation_id!r} is not valid: use 1-200 characters, without control characters "
+            "or spaces at either end")
+    return normalise_name(delegation_id)
+
+
+class Delegations:
+    """Briefs and outcomes for one space's delegations."""
+
+    def __init__(self, memory: SpaceMemory, *, extractor: ClaudeExtractor | None = None) -> None:
+        self.memory = memory
+        self.graph = memory.graph
+        self.space = memory.space
+        self.extractor = extractor
+
+    # -- brief ----------------------------------------------------------------------------------
+    def brief(self, request: BriefRequest) -> Brief:
+        """What memory holds on the task, as JSON and as markdown within the budget; records the delegation."""
+        name = self._delegation_name(request)
+        key = _key(name)
+        entity_id = str(uuid.uuid5(ID_NAMESPACE, f"{self.space}\n{key}"))
+        existing = self._state_row(key)
+        project = self._project(request.project)
+        role = request.agent_role
+        if existing:
+            self._same_delegation(existing, request, project)
+            if project is None and existing["project"]:
+                project = (existing["project"]["id"], existing["project"]["name"])
+            stored = existing["delegation"]
+            role = role or stored.get("agent_role") or stored.get("role")  # "role": a template's planned delegation
+
+        votes = self.feedback()
+        content = Briefing(
+            self.memory, request.task, project_id=project[0] if project else None, agent_role=role,
+            metric=request.metric, exclude_id=existing["delegation"]["id"] if existing else entity_id,
+            feedback=votes, boosts={item: feedback_boost(net) for item, net in votes.items()},
+        ).gather()
+        shown = content.shown_ids()
+
+        def unit(tx: ManagedTransaction) -> tuple[str, str, bool]:
+            return self._open_tx(tx, request, name, key, entity_id, project, shown)
+
+        entity_id, status, created = self._write(unit)
+        if created:
+            self._follow()
+        return self._brief(request, name, entity_id, status, created, project, content)
+
+    def _delegation_name(self, request: BriefRequest) -> str:
+        if request.delegation_id:
+            return request.delegation_id
+        if request.idempotency_key:
+            digest = hashlib.sha256(request.idempotency_key.encode()).hexdigest()
+            return f"d-{digest[:16]}"
+        return f"d-{uuid.uuid4().hex[:16]}"
+
+    def _project(self, project: str | None) -> tuple[str | None, str] | None:
+        """(id, name) of the named project; id None for a new name, created with the delegation."""
+        if not project:
+            return None
+        try:
+            entity = self.graph.get_entity(project)
+        except NotFound:
+            entity = None
+        if entity is not None:
+            if entity.kind is not Kind.PROJECT:
+                raise InvalidInput(f"{project!r} is the id of a {entity.kind.value}, not of a project")
+            return entity.id, entity.name
+        found = self.graph.find_by_name(project, kind=Kind.PROJECT)
+        if found:
+            return found[0].id, found[0].name
+        if UUID_TEXT.fullmatch(project.strip()):
+            raise NotFound(f"no project {project!r} in this space")
+        return None, " ".join(project.split())
+
+    @staticmethod
+    def _same_delegation(row: dict[str, Any], request: BriefRequest, project: tuple[str | None, str] | None) -> None:
+        """A retried brief must describe the same delegation; reusing an id for other work is a mistake.
+        A delegation planned elsewhere (a template, an MCP client) and never briefed takes the brief's task."""
+        delegation = row["delegation"]
+        briefed = delegation.get("shown_ids") is not None
+        if briefed and normalise_name(delegation.get("task") or "") != normalise_name(request.task):
+            raise InvalidInput(
+                f"delegation {delegation['name']} was briefed for another task ({delegation.get('task')!r}); "
+                "use a new delegation_id or idempotency_key for new work")
+        stored = row["project"]
+        if project is not None and stored is not None and (
+                project[0] != stored["id"] if project[0] else normalise_name(project[1]) != normalise_name(stored["name"])):
+            raise InvalidInput(
+                f"delegation {delegation['name']} belongs to project {stored['name']!r}, not {project[1]!r}; "
+                "use a new delegation_id or idempotency_key for new work")
+
+    def _open_tx(self, tx: ManagedTransaction, request: BriefRequest, name: str, key: str, entity_id: str,
+                 project: tuple[str | None, str] | None, shown: list[str]) -> tuple[str, str, bool]:
+        at = now()
+        locked = tx.run(LOCK_DELEGATION, space=self.space, key=key).single()
+        if locked:
+            row = self._state_in(tx, key)
+            self._same_delegation(row, request, project)
+            if row["delegation"].get("shown_ids") is not None:  # a retry: now with what this brief showed too
+                status = tx.run(ADD_SHOWN, id=locked["id"], space=self.space, shown=shown).single()["status"]
+                return locked["id"], status, False
+            # else planned elsewhere and never briefed: this brief completes it
+
+        attributes = {"task": request.task, "task_type": request.task_type, "agent_role": request.agent_role,
+                      "idempotency_key": request.idempotency_key}
+        provenance = Provenance(source="brief", delegation_id=name)
+        written = writes.upsert_entities_tx(tx, self.space, [EntityIn(
+            id=entity_id, kind=Kind.DELEGATION, name=name, summary=request.task, provenance=provenance,
+            attributes={k: v for k, v in attributes.items() if v is not None})], at)
+        entity_id = written[0]["id"]  # one planned elsewhere, or deleted before, keeps its own id
+        created = native(written[0]["created_at"]) == at
+        if project is not None:
+            target = EntityRef(id=project[0]) if project[0] else EntityRef(kind=Kind.PROJECT, name=project[1])
+            writes.upsert_relations_tx(tx, self.space, [RelationIn(
+                source=EntityRef(id=entity_id), type="PART_OF", target=target, provenance=provenance)], at,
+                create_missing=True)
+        # Only a delegation that has no status yet starts as planned: a late retry never resets an outcome.
+        status = tx.run(SET_DEFAULTS, id=entity_id, space=self.space, shown=shown).single()["status"]
+        return entity_id, status, created
+
+    def _brief(self, request: BriefRequest, name: str, entity_id: str, status: str, created: bool,
+               project: tuple[str | None, str] | None, content: BriefContent) -> Brief:
+        brief = Brief(
+            delegation_id=name, entity_id=entity_id, created=created, status=status, task=request.task,
+            project=project[1] if project else None, agent_role=request.agent_role,
+            recommended_agents=content.recommended_agents, lessons=content.lessons,
+            similar_delegations=content.similar_delegations,
+            models=content.artifacts.get(Kind.MODEL, []), model_versions=content.artifacts.get(Kind.MODEL_VERSION, []),
+            features=content.artifacts.get(Kind.FEATURE, []), experiments=content.artifacts.get(Kind.EXPERIMENT, []),
+            datasets=content.artifacts.get(Kind.DATASET, []), incidents=content.incidents, risks=content.risks,
+            metric=content.metric, shown_ids=content.shown_ids(), budget_tokens=request.budget_tokens,
+        )
+        brief.markdown = render_markdown(brief, request.budget_tokens)
+        brief.estimated_tokens = estimate_tokens(brief.markdown)
+        return brief
+
+    # -- feedback -------------------------------------------------------------------------------
+    def feedback(self) -> dict[str, int]:
+        """Net votes per memory id: times marked helpful minus times marked unhelpful, over all delegations."""
+        return {row["id"]: row["net"] for row in self._rows(FEEDBACK) if row["net"]}
+
+    def feedback_boosts(self) -> dict[str, float]:
+        """The stored feedback as `boosts` for memory recall: memories that helped before rank higher."""
+        return {item: feedback_boost(net) for item, net in self.feedback().items()}
+
+    # -- outcome --------------------------------------------------------------------------------
+    def record_outcome(self, request: OutcomeRequest) -> OutcomeRecord:
+        """Apply an outcome to a briefed delegation; the same outcome twice changes nothing."""
+        key = _key(request.delegation_id)
+        fingerprint = _fingerprint(request)
+        extraction_key = None
+        if request.extract and self.extractor is not None and request.summary:
+            extraction_key = hashlib.sha256(normalise_name(request.summary).encode()).hexdigest()[:32]
+
+        def unit(tx: ManagedTransaction) -> dict[str, Any]:
+            return self._outcome_tx(tx, request, key, fingerprint, extraction_key)
+
+        applied = self._write(unit)
+        if applied["changed"]:
+            self._follow()
+        extraction = self._extraction(request, applied, extraction_key)
+        state = self.get(request.delegation_id)
+        agent = self.track_record(state.agent) if state.agent else None
+        return OutcomeRecord(delegation=state, changed=applied["changed"], agent_record=agent, extraction=extraction)
+
+    def _outcome_tx(self, tx: ManagedTransaction, request: OutcomeRequest, key: str, fingerprint: str,
+                    extraction_key: str | None) -> dict[str, Any]:
+        at = now()
+        if not tx.run(LOCK_DELEGATION, space=self.space, key=key).single():
+            raise NotFound(f"no delegation {request.delegation_id!r} in this space; brief it first")
+        row = self._state_in(tx, key)
+        delegation = row["delegation"]
+        changed = fingerprint not in (delegation.get("outcome_keys") or [])
+        if changed:
+            self._apply_outcome(tx, request, row, fingerprint, at)
+        claimed = bool(extraction_key) and delegation.get("extraction_key") != extraction_key
+        if claimed:
+            tx.run(CLAIM_EXTRACTION, id=delegation["id"], space=self.space, key=extraction_key).consume()
+        return {"id": delegation["id"], "name": delegation["name"], "task": delegation.get("task"),
+                "project": row["project"], "changed": changed, "claimed": claimed,
+                "agent": request.agent or row["agent"]}
+
+    def _apply_outcome(self, tx: ManagedTransaction, request: OutcomeRequest, row: dict[str, Any],
+                       fingerprint: str, at) -> None:
+        delegation = row["delegation"]
+        ref = EntityRef(id=delegation["id"])
+        provenance = Provenance(source="outcome", agent=request.agent or row["agent"], delegation_id=delegation["name"])
+        entities = [EntityIn(kind=Kind.DELEGATION, name=delegation["name"], provenance=provenance,
+                             attributes=self._outcome_attributes(request, delegation, fingerprint, at))]
+        relations: list[RelationIn] = []
+
+        if request.agent:
+            role = delegation.get("agent_role") or delegation.get("role")
+            known = tx.run(AGENT_ROLE, space=self.space, key=normalise_name(request.agent)).single()
+            if role and (known is None or not known["role"]):
+                entities.append(EntityIn(kind=Kind.AGENT, name=request.agent, attributes={"role": role},
+                                         provenance=provenance))
+            relations.append(RelationIn(source=ref, type="DELEGATED_TO", target=EntityRef(kind=Kind.AGENT, name=request.agent),
+                                        provenance=provenance))
+
+        for artifact in request.artifacts:
+            kind = ARTIFACT_KINDS[artifact.kind]
+            entities.append(EntityIn(kind=kind, name=artifact.name, summary=artifact.summary,
+                                     attributes=artifact.properties(), provenance=provenance))
+            target = EntityRef(kind=kind, name=artifact.name)
+            relations.append(RelationIn(source=ref, type=ARTIFACT_RELATIONS[artifact.role], target=target,
+                                        provenance=provenance))
+            if artifact.model:
+                relations.append(RelationIn(source=target, type="VERSION_OF", target=EntityRef(kind=Kind.MODEL, name=artifact.model),
+                                            provenance=provenance))
+
+        project = EntityRef(id=row["project"]["id"]) if row["project"] else None
+        for lesson in request.lessons:
+            lesson_ref = EntityRef(kind=Kind.LESSON, name=lesson_name(lesson.text))
+            attributes = {"severity": lesson.severity, **({"category": lesson.category} if lesson.category else {})}
+            entities.append(EntityIn(kind=Kind.LESSON, name=lesson_ref.name, summary=lesson.text, attributes=attributes,
+                                     provenance=provenance))
+            relations.append(RelationIn(source=lesson_ref, type="LEARNED_FROM", target=ref, provenance=provenance))
+            targets = [EntityRef(kind=t.kind, name=t.name) for t in lesson.applies_to] + ([project] if project else [])
+            relations += [RelationIn(source=lesson_ref, type="APPLIES_TO", target=t, provenance=provenance) for t in targets]
+
+        writes.upsert_entities_tx(tx, self.space, entities, at)
+        if relations:
+            writes.upsert_relations_tx(tx, self.space, relations, at, create_missing=True)
+        if request.summary:
+            writes.add_observations_tx(tx, self.space, [ObservationIn(entity=ref, text=request.summary,
+                                                                      provenance=provenance)], at)
+
+    def _outcome_attributes(self, request: OutcomeRequest, delegation: dict[str, Any], fingerprint: str,
+                            at) -> dict[str, Any]:
+        status = delegation.get("status")
+        if status in TERMINAL and request.status == "running":
+            raise InvalidInput(
+                f"delegation {delegation['name']} already ended ({status}); a running update cannot reopen it")
+        shown = set(delegation.get("shown_ids") or [])
+        unknown = sorted({*request.helpful, *request.unhelpful} - shown)
+        if unknown:
+            raise InvalidInput(
+                f"feedback names memories the brief of {delegation['name']} did not show: {', '.join(unknown[:10])}; "
+                "use ids from the brief's shown_ids")
+
+        attributes: dict[str, Any] = {"status": request.status}
+        started = delegation.get("started_at")
+        if request.status == "running" and started is None:
+            attributes["started_at"] = at
+        ended = delegation.get("ended_at")
+        if request.status in TERMINAL:
+            if status != request.status or ended is None:
+                ended = attributes["ended_at"] = at
+            if request.duration_s is None and started is not None and delegation.get("duration_s") is None:
+                attributes["duration_s"] = max(0.0, (ended - started).total_seconds())
+        for field in ("duration_s", "cost_usd", "failure_cause"):
+            if getattr(request, field) is not None:
+                attributes[field] = getattr(request, field)
+        attributes |= {f"metric_{name}": value for name, value in request.metrics.items()}
+
+        helpful = [x for x in delegation.get("helpful_ids") or [] if x not in request.unhelpful]
+        unhelpful = [x for x in delegation.get("unhelpful_ids") or [] if x not in request.helpful]
+        if request.helpful or request.unhelpful:
+            attributes["helpful_ids"] = list(dict.fromkeys(helpful + request.helpful))
+            attributes["unhelpful_ids"] = list(dict.fromkeys(unhelpful + request.unhelpful))
+        attributes["outcome_keys"] = [*(delegation.get("outcome_keys") or []), fingerprint][-MAX_OUTCOME_KEYS:]
+        return attributes
+
+    # -- extraction -----------------------------------------------------------------------------
+    def _extraction(self, request: OutcomeRequest, applied: dict[str, Any], extraction_key: str | None) -> ExtractionReport:
+        if not request.extract:
+            return ExtractionReport(status="not_requested")
+        if self.extractor is None:
+            return ExtractionReport(status="skipped", detail="no Claude extractor is configured (set ANTHROPIC_API_KEY)")
+        if not request.summary:
+            return ExtractionReport(status="skipped", detail="the outcome has no summary to extract from")
+        if not applied["claimed"]:
+            return ExtractionReport(status="already_done", detail="this summary was extracted before")
+        try:
+            return self._extract(request, applied)
+        except KgmemError as exc:  # Claude or the graph refused; the outcome itself is recorded
+            self._write(lambda tx: tx.run(RELEASE_EXTRACTION, id=applied["id"], space=self.space,
+                                          key=extraction_key).consume())
+            log.warning("extraction for delegation %s failed: %s", applied["name"], exc)
+            return ExtractionReport(status="failed", detail=str(exc),
+                                    input_tokens=getattr(getattr(exc, "usage", None), "input_tokens", 0),
+                                    output_tokens=getattr(getattr(exc, "usage", None), "output_tokens", 0))
+
+    def _extract(self, request: OutcomeRequest, applied: dict[str, Any]) -> ExtractionReport:
+        name = applied["name"]
+        project = applied["project"]["name"] if applied["project"] else None
+        known = [name, *(x for x in (project, applied["agent"]) if x), *(a.name for a in request.artifacts)]
+        context = f"This is the outcome of delegation {name}" + (f" in project {project}" if project else "")
+        context += f". Its task: {applied['task']}" if applied["task"] else ""
+        result = self.extractor.extract(request.summary, context=context, known_entities=known)
+        provenance = Provenance(source="extraction", agent=applied["agent"], delegation_id=name)
+        found = _own_delegation(to_graph_writes(result.extraction, provenance), name, applied["id"])
+
+        delegation = EntityRef(id=applied["id"])
+        lessons = [e for e in found.entities if e.kind is Kind.LESSON]
+        for lesson in lessons:
+            lesson_ref = EntityRef(kind=Kind.LESSON, name=lesson.name)
+            found.relations.append(RelationIn(source=lesson_ref, type="LEARNED_FROM", target=delegation, provenance=provenance))
+            if applied["project"]:
+                found.relations.append(RelationIn(source=lesson_ref, type="APPLIES_TO",
+                                                  target=EntityRef(id=applied["project"]["id"]), provenance=provenance))
+
+        def unit(tx: ManagedTransaction) -> None:
+            at = now()
+            writes.upsert_entities_tx(tx, self.space, found.entities, at)
+            if found.observations:
+                writes.add_observations_tx(tx, self.space, found.observations, at, create_missing=True)
+            if found.relations:
+                writes.upsert_relations_tx(tx, self.space, found.relations, at, create_missing=True)
+
+        self._write(unit)
+        self._follow()
+        return ExtractionReport(
+            status="done", lessons=[lesson.summary or lesson.name for lesson in lessons], entities=len(found.entities),
+            relations=len(found.relations), observations=len(found.observations),
+            skipped=[f"{s.item}: {s.reason}" for s in found.skipped],
+            contradictions=[f"{c.existing} / {c.new}: {c.explanation}" for c in found.contradictions],
+            input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
+        )
+
+    # -- reads ----------------------------------------------------------------------------------
+    def get(self, delegation_id: str) -> DelegationState:
+        """A delegation as it stands: status, outcome, lessons, artifacts, feedback."""
+        row = self._state_row(_key(delegation_id))
+        if row is None:
+            raise NotFound(f"no delegation {delegation_id!r} in this space")
+        return _state(row)
+
+    def track_record(self, agent: str) -> AgentTrackRecord:
+        """An agent's record over the delegations currently assigned to it."""
+        rows = self._rows(TRACK_RECORD, key=normalise_name(agent), open=list(OPEN))
+        if not rows:
+            raise NotFound(f"no agent {agent!r} in this space")
+        row = rows[0]
+        ended = row["succeeded"] + row["failed"]
+        return AgentTrackRecord(
+            agent=row["name"], agent_id=row["id"], role=row["role"], delegations=row["delegations"],
+            succeeded=row["succeeded"], failed=row["failed"], cancelled=row["cancelled"], open=row["open"],
+            success_rate=round(row["succeeded"] / ended, 4) if ended else None, last_success_at=row["last_success_at"],
+            mean_duration_s=row["mean_duration_s"], total_cost_usd=float(row["total_cost_usd"] or 0.0),
+        )
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _rows(self, cypher: str, /, **params: Any) -> list[dict[str, Any]]:
+        records, _, _ = self.graph.driver.execute_query(
+            cypher, parameters_={"space": self.space, **params}, database_=self.graph.database, routing_="r")
+        return [native(record.data()) for record in records]
+
+    def _state_row(self, key: str) -> dict[str, Any] | None:
+        rows = self._rows(DELEGATION_STATE, key=key)
+        return rows[0] if rows else None
+
+    def _state_in(self, tx: ManagedTransaction, key: str) -> dict[str, Any]:
+        return native(tx.run(DELEGATION_STATE, space=self.space, key=key).single().data())
+
+    def _write(self, unit: Callable[[ManagedTransaction], T]) -> T:
+        """One managed transaction (retried by the driver on transient errors such as deadlocks)."""
+        driver = self.graph.driver
+        with driver.session(database=self.graph.database, bookmark_manager=driver.execute_query_bookmark_manager) as session:
+            return session.execute_write(unit)
+
+    def _follow(self) -> None:
+        # Neo4j has committed; if indexing fails the items stay pending and the reconciler finishes them.
+        try:
+            self.memory.service.sync.process_pending(space=self.space)
+        except Exception:  # noqa: BLE001 - never fail a committed write on the derived index
+            log.exception("vector sync failed for space %s; the reconciler will retry", self.space)
+
+
+def _own_delegation(found: GraphWrites, name: str, delegation_id: str) -> GraphWrites:
+    """Claude may name delegations too. This one is kgmem's to write, so its extracted entity is dropped and
+    references to it point at the node; other delegations are not invented from a summary."""
+    ours = normalise_name(name)
+
+    def resolve(ref: EntityRef) -> EntityRef | None:
+        if ref.name_key == ours and ref.kind in (None, Kind.DELEGATION):
+            return EntityRef(id=delegation_id)
+        return None if ref.kind is Kind.DELEGATION else ref
+
+    kept = GraphWrites(contradictions=found.contradictions, skipped=list(found.skipped))
+    for entity in found.entities:
+        if entity.kind is Kind.DELEGATION:
+            kept.skipped.append(Skipped(f"entity {entity.name} (Delegation)", "delegations are recorded by brief, not extracted"))
+        else:
+            kept.entities.append(entity)
+    for observation in found.observations:
+        target = resolve(observation.entity)
+        if target is None:
+            kept.skipped.append(Skipped(f"observation on {observation.entity.name}", "names a delegation kgmem does not know"))
+        else:
+            kept.observations.append(observation.model_copy(update={"entity": target}))
+    for relation in found.relations:
+        source, target = resolve(relation.source), resolve(relation.target)
+        if source is None or target is None:
+            kept.skipped.append(Skipped(f"relation {relation.source.name} -[{relation.type}]-> {relation.target.name}",
+                                        "names a delegation kgmem does not know"))
+        else:
+            kept.relations.append(relation.model_copy(update={"source": source, "target": target}))
+    return kept
+
+
+def _state(row: dict[str, Any]) -> DelegationState:
+    d = row["delegation"]
+    metrics = {k.removeprefix("metric_"): float(v) for k, v in d.items()
+               if k.startswith("metric_") and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return DelegationState(
+        delegation_id=d["name"], entity_id=d["id"], task=d.get("task"), task_type=d.get("task_type"),
+        agent_role=d.get("agent_role"), status=d.get("status"), project=row["project"]["name"] if row["project"] else None,
+        agent=row["agent"], created_at=d["created_at"], started_at=d.get("started_at"), ended_at=d.get("ended_at"),
+        duration_s=d.get("duration_s"), cost_usd=d.get("cost_usd"), failure_cause=d.get("failure_cause"),
+        metrics=dict(sorted(metrics.items())), summary=row["summary"],
+        lessons=[RecordedLesson(id=l["id"], text=l.get("summary") or l["name"], severity=l.get("severity"),
+                                category=l.get("category"), source=l.get("source"), applies_to=l["applies_to"])
+                 for l in row["lessons"]],
+        artifacts=[RecordedArtifact(**a) for a in row["artifacts"]],
+        shown_ids=d.get("shown_ids") or [], helpful_ids=d.get("helpful_ids") or [],
+        unhelpful_ids=d.get("unhelpful_ids") or [],
+    )
