@@ -29,6 +29,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from neo4j import ManagedTransaction
@@ -201,9 +202,8 @@ class Delegations:
             return self._open_tx(tx, request, name, key, entity_id, project, shown)
 
         entity_id, status, created = self._write(unit)
-        if created:
-            self._follow()
-        return self._brief(request, name, entity_id, status, created, project, content)
+        self._follow()
+        return self._brief(request, name, entity_id, status, created, project, role, content)
 
     def _delegation_name(self, request: BriefRequest) -> str:
         if request.delegation_id:
@@ -279,10 +279,10 @@ class Delegations:
         return entity_id, status, created
 
     def _brief(self, request: BriefRequest, name: str, entity_id: str, status: str, created: bool,
-               project: tuple[str | None, str] | None, content: BriefContent) -> Brief:
+               project: tuple[str | None, str] | None, role: str | None, content: BriefContent) -> Brief:
         brief = Brief(
             delegation_id=name, entity_id=entity_id, created=created, status=status, task=request.task,
-            project=project[1] if project else None, agent_role=request.agent_role,
+            project=project[1] if project else None, agent_role=role,
             recommended_agents=content.recommended_agents, lessons=content.lessons,
             similar_delegations=content.similar_delegations,
             models=content.artifacts.get(Kind.MODEL, []), model_versions=content.artifacts.get(Kind.MODEL_VERSION, []),
@@ -341,7 +341,7 @@ class Delegations:
                 "agent": request.agent or row["agent"]}
 
     def _apply_outcome(self, tx: ManagedTransaction, request: OutcomeRequest, row: dict[str, Any],
-                       fingerprint: str, at) -> None:
+                       fingerprint: str, at: datetime) -> None:
         delegation = row["delegation"]
         ref = EntityRef(id=delegation["id"])
         provenance = Provenance(source="outcome", agent=request.agent or row["agent"], delegation_id=delegation["name"])
@@ -387,7 +387,7 @@ class Delegations:
                                                                       provenance=provenance)], at)
 
     def _outcome_attributes(self, request: OutcomeRequest, delegation: dict[str, Any], fingerprint: str,
-                            at) -> dict[str, Any]:
+                            at: datetime) -> dict[str, Any]:
         status = delegation.get("status")
         if status in TERMINAL and request.status == "running":
             raise InvalidInput(

@@ -74,7 +74,7 @@ class LessonTarget(BaseModel):
 class OutcomeLesson(BaseModel):
     """Something learned that should change how future work is done."""
 
-    text: Annotated[str, Field(min_length=10, max_length=1000), AfterValidator(require_visible)] = Field(
+    text: Annotated[str, Field(min_length=10, max_length=500), AfterValidator(require_visible)] = Field(
         description="The lesson as an instruction for future work, understandable on its own",
     )
     severity: Literal["low", "medium", "high"] = Field(
