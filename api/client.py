@@ -23,6 +23,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from agents.briefs import Brief, BriefRequest
 from agents.ml import (
     BestModel,
     BestModelQuery,
@@ -44,6 +45,7 @@ from agents.ml import (
     VersionDiffQuery,
     VersionView,
 )
+from agents.outcomes import AgentTrackRecord, DelegationState, OutcomeRecord, OutcomeRequest
 from api.auth import ApiKey, Scope
 from api.jobs import Job
 from api.models import (
@@ -254,6 +256,24 @@ class KgmemClient:
     def memory_history(self, memory_id: str) -> list[MemoryHistoryItem]:
         response = self.request("GET", f"/memories/{quote(memory_id, safe='')}/history")
         return TypeAdapter(list[MemoryHistoryItem]).validate_python(response.json())
+
+    # -- delegations -----------------------------------------------------------------------------------------
+    def brief(self, request: BriefRequest | dict[str, Any], *, idempotency_key: str | None = None) -> Brief:
+        return self._post("/delegations/brief", Brief, _model(BriefRequest, request), idempotency_key=idempotency_key)
+
+    def record_outcome(self, request: OutcomeRequest | dict[str, Any], *,
+                       idempotency_key: str | None = None) -> OutcomeRecord:
+        return self._post("/delegations/outcome", OutcomeRecord, _model(OutcomeRequest, request),
+                          idempotency_key=idempotency_key)
+
+    def delegation(self, delegation_id: str) -> DelegationState:
+        return self._get(f"/delegations/{quote(delegation_id, safe='')}", DelegationState)
+
+    def feedback(self) -> dict[str, int]:
+        return self.request("GET", "/delegations/feedback").json()["net"]
+
+    def track_record(self, agent: str) -> AgentTrackRecord:
+        return self._get("/delegations/track-record", AgentTrackRecord, agent=agent)
 
     # -- experiments, models and features ----------------------------------------------------------------------
     def record_experiment(self, experiment: ExperimentIn | dict[str, Any], *,

@@ -7,6 +7,7 @@ Each is opened lazily and re-opened after a failure, so the API starts (and
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from neo4j import Driver
 from api.limits import with_query_timeout
 from graph import Settings, neo4j_target, open_driver
 from memory import Embedder, open_chroma
+from memory.extraction import ClaudeExtractor
 from memory.service import MemoryService
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ class Services:
     _chroma: ClientAPI | None = None
     _memory: MemoryService | None = None
     anthropic_client: Any = None  # an `anthropic.Anthropic` for extraction and mem0; None: from ANTHROPIC_API_KEY
+    _extractor: ClaudeExtractor | None = None
     _embedder_error: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -51,6 +54,13 @@ class Services:
                 self._memory = MemoryService.open(self.settings, self.neo4j_unlocked(), embedder=self.embedder,
                                                   chroma=self.chroma_unlocked(), anthropic_client=self.anthropic_client)
             return self._memory
+
+    def extractor(self) -> ClaudeExtractor | None:
+        """Claude extraction for outcomes, when there is a client or ANTHROPIC_API_KEY; None otherwise."""
+        with self._lock:
+            if self._extractor is None and (self.anthropic_client is not None or os.environ.get("ANTHROPIC_API_KEY")):
+                self._extractor = ClaudeExtractor(client=self.anthropic_client)
+            return self._extractor
 
     def neo4j_unlocked(self) -> Driver:
         if self._driver is None:

@@ -60,6 +60,10 @@ def tenants(live_api, neo4j_driver):
                          "parameters": {"depth": 6}, "metrics": {"auc": 0.9}})
     b.record_model_version({"model": "secret-model", "version": "1", "project": "Secret Project",
                             "metrics": {"auc": 0.9}, "feature_importance": {"tenure": 0.5}})
+    b.brief({"task": "Audit the Secret Project budget", "project": "Secret Project", "delegation_id": "secret-delegation"})
+    b.record_outcome({"delegation_id": "secret-delegation", "status": "succeeded", "agent": "spy",
+                      "summary": "budget is 2M and on track"})
+    t.ids["delegation_id"] = "secret-delegation"
     created = b.create_key("b reader", ["read"])
     live_api.key_ids.append(created.key.key_id)
     t.ids["key_id"] = created.key.key_id
@@ -102,6 +106,16 @@ def relations(t: Tenants) -> None:
                                            "target": {"id": t.ids["entity_id"]}}]))
 
 
+def track_record(t: Tenants) -> None:
+    try:
+        record = t.a.track_record("spy")  # B's agent; A may have a namesake of its own
+    except KgmemApiError as exc:
+        assert exc.status == 404
+        return
+    assert record.delegations == 0
+    no_b(record.model_dump(), t)
+
+
 CASES: dict[tuple[str, str], Callable[[Tenants], None]] = {
     ("POST", "/v1/spaces/{space}/entities"): upsert_entities,
     ("GET", "/v1/spaces/{space}/entities"): lambda t: no_b([e.id for e in t.a.iter_entities()], t),
@@ -138,6 +152,15 @@ CASES: dict[tuple[str, str], Callable[[Tenants], None]] = {
         lambda: t.a.delete_memory(t.ids["memory_id"])),
     ("GET", "/v1/spaces/{space}/memories/{memory_id}/history"): lambda t: missing(
         lambda: t.a.memory_history(t.ids["memory_id"])),
+    ("POST", "/v1/spaces/{space}/delegations/brief"): lambda t: no_b(t.a.brief(
+        {"task": "what is the budget of the Secret Project?", "delegation_id": "mine-1"}).model_dump(
+        exclude={"task", "markdown"}), t),
+    ("POST", "/v1/spaces/{space}/delegations/outcome"): lambda t: missing(lambda: t.a.record_outcome(
+        {"delegation_id": "secret-delegation", "status": "succeeded", "summary": "pwned"})),
+    ("GET", "/v1/spaces/{space}/delegations/{delegation_id}"): lambda t: missing(
+        lambda: t.a.delegation("secret-delegation")),
+    ("GET", "/v1/spaces/{space}/delegations/feedback"): lambda t: no_b(t.a.feedback(), t),
+    ("GET", "/v1/spaces/{space}/delegations/track-record"): track_record,
     ("POST", "/v1/spaces/{space}/experiments"): lambda t: no_b(t.a.record_experiment(
         {"project": "Mine", "name": "mine-xgb", "metrics": {"auc": 0.5}}).model_dump(), t),
     ("POST", "/v1/spaces/{space}/experiments/hyperparameters"): lambda t: no_b(

@@ -140,3 +140,25 @@ def test_experiments_models_and_features(kg):
     assert (drift.severity, drift.status) == ("medium", "open")
     advice = kg.hyperparameters_for({"task": "predict churn", "metric": "auc"})
     assert advice.recommended == {"max_depth": 6}
+
+
+def test_delegations_brief_outcome_feedback(kg):
+    seed(kg)
+    kg.upsert_entities([{"kind": "Lesson", "name": "Pin the snapshot date before retraining"}])
+    kg.upsert_relations([{"source": {"kind": "Lesson", "name": "Pin the snapshot date before retraining"},
+                          "type": "APPLIES_TO", "target": {"kind": "Project", "name": "Churn model"}}])
+    brief = kg.brief({"task": "Retrain the churn model", "project": "Churn model", "delegation_id": "retrain-1"})
+    assert brief.delegation_id == "retrain-1"
+    assert kg.brief({"task": "Retrain the churn model", "project": "Churn model",
+                     "delegation_id": "retrain-1"}).delegation_id == "retrain-1"
+    record = kg.record_outcome({"delegation_id": "retrain-1", "status": "succeeded", "agent": "ds-1",
+                                "summary": "Retrained; AUC 0.87", "helpful": brief.shown_ids[:1]})
+    assert record.extraction.status == "not_requested"
+    state = kg.delegation("retrain-1")
+    assert (state.status, state.agent, state.summary) == ("succeeded", "ds-1", "Retrained; AUC 0.87")
+    assert kg.track_record("ds-1").succeeded == 1
+    if brief.shown_ids:
+        assert kg.feedback() == {brief.shown_ids[0]: 1}
+    with pytest.raises(KgmemApiError) as unknown:
+        kg.delegation("never-briefed")
+    assert unknown.value.status == 404
