@@ -98,3 +98,93 @@ def print_report(report: BenchReport) -> None:
         out.print(f"[yellow]warning: the {report.methods[method].label} baseline also got hits from "
                   f"{', '.join(channels)}; RecallConfig has changed[/]")
     out.print("rankings: " + ", ".join(str(run.rankings) for run in runs))
+
+
+PERF_PHASES = {"embed": "Embedding only", "graph": "Graph writes (no embedding)", "ingest": "Ingesting memories",
+               "recall": "Recall in process", "recall over HTTP": "Recall over HTTP", "brief": "Briefs",
+               "mem0": "mem0 add (peer)", "mcp": "MCP reference server (peer)"}
+
+
+@app.command()
+def perf(
+    memories: Annotated[int, typer.Option(min=100, max=1_000_000, help="Memories in the synthetic history "
+                                          "(observations, lessons and free-text memories).")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic history.")] = 7,
+    questions: Annotated[int, typer.Option(min=10, max=5_000, help="Recall queries (and tasks briefed).")] = 200,
+    http: Annotated[bool, typer.Option(help="Also time recall over HTTP against the real app.")] = True,
+    peers: Annotated[bool, typer.Option(help="Run mem0 and the reference MCP memory server on the same data.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
+) -> None:
+    """Measure ingest, graph writes, recall (in process and over HTTP) and brief on a seeded synthetic
+    orchestration history of N memories, beside mem0 and the reference MCP memory server, and print
+    pass or fail against the targets. See BENCHMARKS.md."""
+    from api.perf.runner import PerfOptions, run
+
+    with graph_driver() as (driver, settings):
+        with err.status("Loading the embedding model…"):
+            memory = MemoryService.open(settings, driver)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TimeRemainingColumn(), console=err, transient=as_json) as bars:
+            tasks: dict[str, int] = {}
+
+            def progress(phase: str, done: int, total: int) -> None:
+                if phase not in tasks:
+                    tasks[phase] = bars.add_task(PERF_PHASES.get(phase, phase), total=total)
+                bars.update(tasks[phase], completed=done, total=total)
+
+            report = run(memory, settings, PerfOptions(memories=memories, seed=seed, questions=questions,
+                                                       briefs=min(questions, 100), http=http, peers=peers),
+                         progress=progress)
+    if as_json:
+        typer.echo(json.dumps(report, default=str))
+        return
+    print_perf(report)
+
+
+def _ms(summary: dict | None) -> str:
+    if not summary or not summary.get("n"):
+        return "–"
+    return f"{summary['p50']:.1f} / {summary['p95']:.1f} / {summary['p99']:.1f}"
+
+
+def print_perf(report: dict) -> None:
+    table = Table(title=f"kgmem bench perf: {report['memories']:,} memories, seed {report['seed']}, "
+                        f"{report['embedding_model']}", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    embedding, graph, ingest = report["embedding"], report["graph_writes"], report["ingest"]
+    table.add_row("embedding only", f"{embedding['texts_per_s']:,.1f} texts/s ({embedding['device']})")
+    table.add_row("ingest (normal path)", f"{ingest['memories_per_s']:,.1f} memories/s")
+    table.add_row("graph writes, entities", f"{graph['entities_per_s']:,.1f} /s")
+    table.add_row("graph writes, relations", f"{graph['relations_per_s']:,.1f} /s")
+    table.add_row("recall in process p50/p95/p99 ms", _ms(report["recall"]["in_process_ms"]))
+    table.add_row("recall over HTTP p50/p95/p99 ms", _ms(report["recall"].get("http_ms")))
+    table.add_row("BM25 only p50/p95/p99 ms", _ms(report["recall"]["bm25_only_ms"]))
+    table.add_row("brief p50/p95/p99 ms", _ms(report["brief"]["ms"]))
+    rss = report["peak_rss_mb"]
+    table.add_row("peak RSS, service / Neo4j", f"{rss['service_process']:,.0f} MB / "
+                  + (f"{rss['neo4j']:,.0f} MB" if rss.get("neo4j") else "–"))
+    peers = report.get("peers") or {}
+    if "mem0" in peers:
+        mem0 = peers["mem0"]
+        table.add_section()
+        table.add_row(f"mem0 add ({mem0['items']:,} one at a time)", f"{mem0['add_per_s']:,.1f} memories/s")
+        table.add_row("mem0 search p50/p95/p99 ms", _ms(mem0["search_ms"]))
+    for size, figures in (peers.get("mcp_reference") or {}).items():
+        if isinstance(figures, dict):
+            table.add_row(f"MCP reference at {int(size):,}: add_observations ms", _ms(figures["add_observations_ms"]))
+            table.add_row(f"MCP reference at {int(size):,}: search_nodes ms", _ms(figures["search_nodes_ms"]))
+        else:
+            table.add_row("MCP reference server", str(figures))
+    table.add_section()
+    for name, value in report["ratios"].items():
+        table.add_row(f"ratio {name}", "–" if value is None else f"{value:,.2f}")
+    out.print(table)
+    for name, verdict in report["targets"].items():
+        colour = {"pass": "green", "fail": "red"}.get(verdict["result"], "yellow")
+        note = f" ({verdict['note']})" if verdict["note"] else ""
+        out.print(f"[{colour}]{verdict['result'].upper()}[/] {name}: {verdict['value']} (target {verdict['target']}){note}")
+    scanned = [plan["query"] for plan in report["plans"] if plan["scans"]]
+    out.print(f"plans: {len(report['plans'])} hot queries, "
+              + (f"[red]scans in {', '.join(scanned)}[/]" if scanned else "all use indexes (--json prints them)"))
+    out.print(f"wall time {report['wall_s']:.0f} s")
