@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from agents import graph_tools, ml_tools
+from agents import delegation_tools, graph_tools, ml_tools
 from agents.tools import Tool
 
 
 def all_tools() -> list[Tool]:
-    return [*graph_tools.TOOLS, *ml_tools.TOOLS]
+    return [*graph_tools.TOOLS, *delegation_tools.TOOLS, *ml_tools.TOOLS]

@@ -257,15 +257,24 @@ def _short(text: str, limit: int = 120) -> str:
 class ToolExecutor:
     """Runs tool calls against one `ToolContext`. Thread-safe as far as its handlers are."""
 
-    def __init__(self, registry: ToolRegistry, context: ToolContext) -> None:
+    def __init__(self, registry: ToolRegistry, context: ToolContext, *,
+                 observer: Callable[[str, Any, ToolOutcome], None] | None = None) -> None:
+        """`observer(name, input, outcome)` sees every call once it is answered (progress output, logs)."""
         self.registry = registry
         self.context = context
+        self.observer = observer
 
     def definitions(self) -> list[dict[str, Any]]:
         return [tool.definition() for tool in self.registry]
 
     def run(self, name: str, tool_input: Any) -> ToolOutcome:
         """Validate `tool_input` against the tool's model and run it. Never raises for a bad call."""
+        outcome = self._run(name, tool_input)
+        if self.observer is not None:
+            self.observer(name, tool_input, outcome)
+        return outcome
+
+    def _run(self, name: str, tool_input: Any) -> ToolOutcome:
         tool = self.registry.get(name)
         if tool is None:
             known = ", ".join(self.registry.names())

@@ -311,3 +311,43 @@ def test_ml_memory_through_tools(executor, neo4j_driver, space):
     rows, _, _ = neo4j_driver.execute_query(
         "MATCH (e:Experiment {space: $space}) RETURN collect(DISTINCT e.agent) AS agents", space=space)
     assert rows[0]["agents"] == ["lead"]
+
+
+# -- delegation lifecycle tools ---------------------------------------------------------------------------
+
+def test_brief_outcome_and_feedback_through_tools(executor):
+    first = ok(executor, "brief_delegation", {"task": "Retrain the churn model on the March snapshot",
+                                              "project": "Churn", "agent_role": "ml-engineer",
+                                              "delegation_id": "churn-retrain-1"})
+    assert (first["delegation_id"], first["created"], first["status"]) == ("churn-retrain-1", True, "planned")
+    assert first["markdown"].startswith("# Brief: Retrain the churn model on the March snapshot")
+    again = ok(executor, "brief_delegation", {"task": "Retrain the churn model on the March snapshot",
+                                              "project": "Churn", "delegation_id": "churn-retrain-1"})
+    assert again["created"] is False
+
+    failed = ok(executor, "record_outcome", {
+        "delegation_id": "churn-retrain-1", "status": "failed", "agent": "mle-1",
+        "summary": "The retrain failed: the feature table was three weeks old.", "failure_cause": "stale features",
+        "lessons": [{"text": "Refresh the feature snapshot before retraining the churn model", "severity": "high"}]})
+    assert (failed["status"], failed["agent"], failed["changed"]) == ("failed", "mle-1", True)
+    assert failed["lessons"] == ["Refresh the feature snapshot before retraining the churn model"]
+    assert failed["agent_record"]["failed"] == 1
+
+    second = ok(executor, "brief_delegation", {"task": "Retrain the churn model on the April snapshot",
+                                               "project": "Churn", "delegation_id": "churn-retrain-2"})
+    lesson = second["lessons"][0]
+    assert lesson["text"] == "Refresh the feature snapshot before retraining the churn model"
+    assert lesson["id"] in second["shown_ids"]
+    done = ok(executor, "record_outcome", {"delegation_id": "churn-retrain-2", "status": "succeeded", "agent": "mle-2",
+                                           "summary": "Refreshed the features first, then retrained: AUC 0.87.",
+                                           "helpful": [lesson["id"]]})
+    assert done["status"] == "succeeded"
+    state = ok(executor, "delegation_status", {"delegation_id": "churn-retrain-2"})
+    assert state["helpful_ids"] == [lesson["id"]] and state["agent"] == "mle-2"
+    record = ok(executor, "agent_track_record", {"agent": "mle-2"})
+    assert (record["succeeded"], record["success_rate"]) == (1, 1.0)
+
+    unknown = executor.run("record_outcome", {"delegation_id": "never-briefed", "status": "succeeded"})
+    assert unknown.is_error and "no delegation 'never-briefed' in this space" in unknown.content
+    bad_status = executor.run("record_outcome", {"delegation_id": "churn-retrain-2", "status": "done"})
+    assert bad_status.is_error and "- status: Input should be" in bad_status.content

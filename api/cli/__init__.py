@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from api.cli import (
+    agent_commands,
     bench_commands,
     cypher_commands,
     import_commands,
@@ -37,6 +38,7 @@ cypher_commands.register(app)
 index_commands.register(app)
 keys_commands.register(app)
 mcp_commands.register(app)
+agent_commands.register(app)
 
 err = Console(stderr=True)
 
