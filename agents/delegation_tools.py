@@ -119,4 +119,26 @@ AGENT_TRACK_RECORD = Tool(
     read_only=True, idempotent=True,
 )
 
-TOOLS: tuple[Tool, ...] = (BRIEF, RECORD_OUTCOME, DELEGATION_STATUS, AGENT_TRACK_RECORD)
+class FeedbackInput(ToolInput):
+    ids: list[str] | None = Field(default=None, max_length=200,
+                                  description="Only these memory ids; omit for every memory that has feedback")
+
+
+def _feedback(context: ToolContext, params: FeedbackInput) -> Any:
+    net = delegations(context).feedback()
+    if params.ids is not None:
+        net = {item: net.get(item, 0) for item in params.ids}
+    return {"net": net}
+
+
+MEMORY_FEEDBACK = Tool(
+    name="memory_feedback",
+    title="Feedback on briefed memories",
+    description=(
+        "How useful briefed memories have been: per memory id, the times outcomes marked it helpful minus the times "
+        "they marked it unhelpful (give feedback with record_outcome's helpful and unhelpful). Briefs and recall "
+        "rank memories with positive feedback higher."),
+    input_model=FeedbackInput, handler=_feedback, read_only=True, idempotent=True,
+)
+
+TOOLS: tuple[Tool, ...] = (BRIEF, RECORD_OUTCOME, DELEGATION_STATUS, AGENT_TRACK_RECORD, MEMORY_FEEDBACK)

@@ -344,6 +344,8 @@ def test_brief_outcome_and_feedback_through_tools(executor):
     assert done["status"] == "succeeded"
     state = ok(executor, "delegation_status", {"delegation_id": "churn-retrain-2"})
     assert state["helpful_ids"] == [lesson["id"]] and state["agent"] == "mle-2"
+    assert ok(executor, "memory_feedback", {"ids": [lesson["id"], "other"]}) == {"net": {lesson["id"]: 1, "other": 0}}
+    assert ok(executor, "memory_feedback", {})["net"][lesson["id"]] == 1
     record = ok(executor, "agent_track_record", {"agent": "mle-2"})
     assert (record["succeeded"], record["success_rate"]) == (1, 1.0)
 
