@@ -14,7 +14,10 @@ from graph.vocabulary import Kind, normalise_name, relation_type
 
 def as_utc(value: datetime) -> datetime:
     """Naive datetimes are taken as UTC, so every stored time is comparable."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+05:00 has no UTC time Python can hold
+        raise ValueError("date-time is out of range once converted to UTC") from None
 
 
 def now() -> datetime:

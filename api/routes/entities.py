@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -12,7 +11,7 @@ from api.deps import Admin, Config, IdempotencyKey, IdPath, Idempotency, Memory,
 from api.limits import check_at_most, page_size
 from api.models import MAX_LIMIT, EntityBatch, EntityList, EntityRetraction, SearchPage
 from api.routes import PROBLEMS, responses
-from graph.model import Entity, EntityHistory, Neighbourhood, Page, PurgeReport
+from graph.model import Entity, EntityHistory, Neighbourhood, Page, PurgeReport, UtcDatetime
 from graph.errors import InvalidInput
 from graph.reads import MAX_DEPTH, decode_cursor, encode_cursor
 from graph.vocabulary import Kind
@@ -24,8 +23,8 @@ MAX_SEARCH_RESULTS = 1000  # a search pages through at most this many hits
 Limit = Annotated[int | None, Query(ge=1, le=MAX_LIMIT, description="Page size (at most the server's api_max_limit)")]
 Cursor = Annotated[str | None, Query(max_length=1000, description="`next_cursor` of the previous page")]
 Kinds = Annotated[list[Kind] | None, Query(alias="kind", description="Only these kinds (repeat the parameter)")]
-KnownAt = Annotated[datetime | None, Query(description="The graph as kgmem knew it then (default: now)")]
-AsOf = Annotated[datetime | None, Query(description="Facts valid at this time (default: now)")]
+KnownAt = Annotated[UtcDatetime | None, Query(description="The graph as kgmem knew it then (default: now)")]
+AsOf = Annotated[UtcDatetime | None, Query(description="Facts valid at this time (default: now)")]
 
 
 @router.post("/entities", response_model=EntityList, summary="Create or update entities (batch)",
@@ -39,7 +38,7 @@ def upsert_entities(space: SpacePath, request: Request, caller: Writer, memory: 
 
 @router.get("/entities", response_model=Page[Entity], summary="List entities, a page at a time")
 def list_entities(space: SpacePath, caller: Reader, memory: Memory, config: Config, kinds: Kinds = None,
-                  updated_since: Annotated[datetime | None, Query()] = None, known_at: KnownAt = None,
+                  updated_since: Annotated[UtcDatetime | None, Query()] = None, known_at: KnownAt = None,
                   cursor: Cursor = None, limit: Limit = None) -> Page[Entity]:
     limit = page_size(limit, 50, config.api_max_limit)
     return memory.graph.list_entities(kinds=kinds, updated_since=updated_since, known_at=known_at,
