@@ -42,3 +42,8 @@ def any_terms(text: str) -> str:
 def in_space(space: str, clause: str) -> str:
     """Require the tenant, then the clause."""
     return f'+space:"{escape(space)}" +({clause})'
+
+
+def in_space_fields(space: str, clause: str, fields: tuple[str, ...]) -> str:
+    """Require the tenant, then the clause in any of `fields` (names of the index's properties)."""
+    return f'+space:"{escape(space)}" +({" ".join(f"{field}:({clause})" for field in fields)})'

@@ -100,10 +100,19 @@ RETURN e {{.*}} AS entity, max(score) AS score
 
 
 # Candidates share a word with the text; the exact check (name or alias inside the text) is in Python.
+# Names and aliases only, and only the fields the matching needs: the whole entities are fetched
+# for the few that the text really names.
 MENTION_CANDIDATES = f"""
 CALL db.index.fulltext.queryNodes('entity_text', $query, {{limit: $candidates}}) YIELD node AS e, score
 WHERE e.space = $space AND e.kind <> 'Memory' AND {entity_visible('e')}
-RETURN e {{.*}} AS entity, score
+RETURN e.id AS id, e.name AS name, e.aliases AS aliases
+"""
+
+ENTITIES_BY_IDS = """
+UNWIND $ids AS id
+MATCH (e:Entity {id: id})
+WHERE e.space = $space
+RETURN e {.*} AS entity
 """
 
 
@@ -225,18 +234,20 @@ class GraphReader:
         if not terms:
             return []
         padded = f" {' '.join(lucene.tokens(text))} "
-        rows = self._rows(MENTION_CANDIDATES, query=lucene.in_space(self.space, terms),
+        rows = self._rows(MENTION_CANDIDATES, query=lucene.in_space_fields(self.space, terms, ("name", "aliases")),
                           candidates=max(limit * 10, 100), known_at=known_at)
         found = []
         for row in rows:
-            entity = records.entity(row["entity"])
-            names = [entity.name, *entity.aliases]
-            phrases = [" ".join(lucene.tokens(name)) for name in names]
+            phrases = [" ".join(lucene.tokens(name)) for name in [row["name"], *(row["aliases"] or [])]]
             best = max((len(p) for p in phrases if p and f" {p} " in padded), default=0)
             if best:
-                found.append((best, entity))
-        found.sort(key=lambda pair: (-pair[0], pair[1].name.casefold()))
-        return [entity for _, entity in found[:limit]]
+                found.append((best, row["name"].casefold(), row["id"]))
+        found = sorted(found, key=lambda match: (-match[0], match[1]))[:limit]
+        if not found:
+            return []
+        entities = {row["entity"]["id"]: records.entity(row["entity"])
+                    for row in self._rows(ENTITIES_BY_IDS, ids=[entity_id for *_, entity_id in found])}
+        return [entities[entity_id] for *_, entity_id in found if entity_id in entities]
 
     def list_entities(
         self, *, kinds: list[Kind] | None = None, updated_since: datetime | None = None,

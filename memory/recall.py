@@ -155,37 +155,45 @@ ENTITY_FILTERS = """($kinds IS NULL OR e.kind IN $kinds) AND ($agent IS NULL OR 
   AND ($until IS NULL OR e.created_at <= $until)"""
 
 
-def _keyword_query(index: str) -> str:
+def _keyword_part(channel: str, index: str) -> str:
+    # The UNWIND runs the index lookup only when the channel is on.
     return f"""
-CALL db.index.fulltext.queryNodes('{index}', $query, {{limit: $k}}) YIELD node AS o, score
-WHERE o.space = $space AND {fact_visible('o')}
-MATCH (e:Entity)-[:HAS_OBSERVATION]->(o)
-WHERE {OBSERVATION_FILTERS} AND {entity_visible('e')}
-RETURN {_observation_columns('o', 'e')}, score
+  UNWIND CASE WHEN '{channel}' IN $channels THEN [1] ELSE [] END AS on
+  CALL db.index.fulltext.queryNodes('{index}', $query, {{limit: $k}}) YIELD node AS o, score
+  WHERE o.space = $space AND {fact_visible('o')}
+  MATCH (e:Entity)-[:HAS_OBSERVATION]->(o)
+  WHERE {OBSERVATION_FILTERS} AND {entity_visible('e')}
+  RETURN '{channel}' AS channel, {_observation_columns('o', 'e')}, score"""
+
+
+# The keyword channels in one round trip: BM25 over messages, over messages with their
+# neighbours, and over entities' names, aliases and summaries.
+KEYWORD_CHANNELS_QUERY = f"""
+CALL () {{{_keyword_part('keyword', 'observation_text')}
+  UNION ALL{_keyword_part('keyword_window', 'observation_context')}
+  UNION ALL
+  UNWIND CASE WHEN 'entity' IN $channels THEN [1] ELSE [] END AS on
+  CALL db.index.fulltext.queryNodes('entity_text', $query, {{limit: $k}}) YIELD node AS e, score
+  WHERE e.space = $space AND {ENTITY_FILTERS} AND {entity_visible('e')}
+  RETURN 'entity' AS channel, {_entity_columns('e')}, score
+}}
+RETURN *
 """
 
-
-KEYWORD_OBSERVATIONS = _keyword_query("observation_text")
-KEYWORD_CONTEXTS = _keyword_query("observation_context")
-
-KEYWORD_ENTITIES = f"""
-CALL db.index.fulltext.queryNodes('entity_text', $query, {{limit: $k}}) YIELD node AS e, score
-WHERE e.space = $space AND {ENTITY_FILTERS} AND {entity_visible('e')}
-RETURN {_entity_columns('e')}, score
-"""
-
-FETCH_OBSERVATIONS = f"""
-UNWIND $ids AS id
-MATCH (e:Entity)-[:HAS_OBSERVATION]->(o:Observation {{id: id}})
-WHERE o.space = $space AND {fact_visible('o')} AND {OBSERVATION_FILTERS} AND {entity_visible('e')}
-RETURN {_observation_columns('o', 'e')}
-"""
-
-FETCH_ENTITIES = f"""
-UNWIND $ids AS id
-MATCH (e:Entity {{id: id}})
-WHERE e.space = $space AND {ENTITY_FILTERS} AND {entity_visible('e')}
-RETURN {_entity_columns('e')}
+# Items the vector channels found, fetched (and filtered) in one round trip.
+FETCH_VECTOR_HITS = f"""
+CALL () {{
+  UNWIND $observation_ids AS id
+  MATCH (e:Entity)-[:HAS_OBSERVATION]->(o:Observation {{id: id}})
+  WHERE o.space = $space AND {fact_visible('o')} AND {OBSERVATION_FILTERS} AND {entity_visible('e')}
+  RETURN 'observation' AS type, {_observation_columns('o', 'e')}
+  UNION ALL
+  UNWIND $entity_ids AS id
+  MATCH (e:Entity {{id: id}})
+  WHERE e.space = $space AND {ENTITY_FILTERS} AND {entity_visible('e')}
+  RETURN 'entity' AS type, {_entity_columns('e')}
+}}
+RETURN *
 """
 
 
@@ -326,13 +334,14 @@ class Recall:
         terms = keyword_terms(query.text, drop_stopwords=cfg.query_stopwords)
         if not terms:
             return
-        lucene_query = lucene.in_space(base["space"], terms)
-        for channel, cypher, item_type in (("keyword", KEYWORD_OBSERVATIONS, "observation"),
-                                           ("keyword_window", KEYWORD_CONTEXTS, "observation"),
-                                           ("entity", KEYWORD_ENTITIES, "entity")):
-            if cfg.on(channel):
-                for row in self._rows(cypher, query=lucene_query, k=cfg.candidates, **base):
-                    self._add(pool, item_type, row).hit(channel, float(row["score"]))
+        channels = [channel for channel in KEYWORD_CHANNELS if cfg.on(channel)]
+        if not channels:
+            return
+        rows = self._rows(KEYWORD_CHANNELS_QUERY, query=lucene.in_space(base["space"], terms), k=cfg.candidates,
+                          channels=channels, **base)
+        for row in rows:
+            item_type = "entity" if row["channel"] == "entity" else "observation"
+            self._add(pool, item_type, row).hit(row["channel"], float(row["score"]))
 
     def _vector(self, query, cfg, base, vector, pool) -> None:
         if vector is None or self.index is None:
@@ -346,14 +355,16 @@ class Recall:
                                         project_id=query.project_id, agent=query.agent, at=at):
                 prefix, _, item_id = hit.id.partition(":")
                 found["ent" if prefix == "ent" else "obs"].append((item_id, channel))
-        for prefix, cypher, item_type in (("obs", FETCH_OBSERVATIONS, "observation"), ("ent", FETCH_ENTITIES, "entity")):
-            ids = sorted({item_id for item_id, _ in found[prefix]})
-            if not ids:
-                continue
-            rows = {row["id"]: row for row in self._rows(cypher, ids=ids, **base)}
+        if not found["obs"] and not found["ent"]:
+            return
+        rows = {(row["type"], row["id"]): row for row in self._rows(
+            FETCH_VECTOR_HITS, observation_ids=sorted({i for i, _ in found["obs"]}),
+            entity_ids=sorted({i for i, _ in found["ent"]}), **base)}
+        for prefix, item_type in (("obs", "observation"), ("ent", "entity")):
             for item_id, channel in found[prefix]:
-                if item_id in rows:  # a vector whose item is gone or filtered out is ignored
-                    candidate = self._add(pool, item_type, rows[item_id])
+                row = rows.get((item_type, item_id))
+                if row is not None:  # a vector whose item is gone or filtered out is ignored
+                    candidate = self._add(pool, item_type, row)
                     if channel not in candidate.channels:
                         candidate.channels.append(channel)
 
