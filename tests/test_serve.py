@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,17 +19,26 @@ KGMEM = str(Path(sys.executable).parent / "kgmem")
 def start_serve(home: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "KGMEM_HOME": str(home)}
     env.pop("NEO4J_URI", None)  # the embedded defaults
-    return subprocess.Popen(
+    env.pop("KGMEM_AUTH_DISABLED", None)
+    process = subprocess.Popen(
         [KGMEM, "serve", "--port", str(port), "--pick-free-port", "--log-level", "warning"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+    process.lines = []  # everything it prints, read as it comes so the pipe never fills
+    threading.Thread(target=lambda: process.lines.extend(process.stdout), daemon=True).start()
+    return process
+
+
+def bootstrap_tokens(process: subprocess.Popen) -> list[str]:
+    return [line.rsplit(" ", 1)[-1].strip() for line in list(process.lines) if line.startswith("Bootstrap admin API key")]
 
 
 def wait_ready(port: int, process: subprocess.Popen, timeout: float = 240) -> httpx.Response:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"kgmem serve exited early: {process.stdout.read()}")
+            time.sleep(0.5)
+            raise AssertionError(f"kgmem serve exited early: {''.join(process.lines)}")
         try:
             response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
             if response.status_code == 200:
@@ -53,11 +63,39 @@ def test_serve_starts_its_own_neo4j_and_stops_it_on_exit(tmp_path):
         assert version["neo4j_server"]["version"].startswith("5.26.")
         neo4j_pid = json.loads((tmp_path / "neo4j" / "run" / "kgmem-neo4j.json").read_text())["pid"]
         assert pid_alive(neo4j_pid)
+        check_the_bootstrap_key(tmp_path, port, process)
     finally:
         exit_code = interrupt(process)
     assert exit_code == 0
     assert not pid_alive(neo4j_pid)
     assert not (tmp_path / "neo4j" / "run" / "kgmem-neo4j.json").exists()
+
+
+def check_the_bootstrap_key(home: Path, port: int, process: subprocess.Popen) -> None:
+    """A first run prints an admin key for the space `default` once; /v1 answers it, and 401 without it."""
+    deadline = time.monotonic() + 60
+    while not bootstrap_tokens(process) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    [token] = bootstrap_tokens(process)
+    base = f"http://127.0.0.1:{port}/v1/spaces/default"
+    assert httpx.get(f"{base}/entities").status_code == 401
+    auth = {"Authorization": f"Bearer {token}"}
+    created = httpx.post(f"{base}/entities", headers=auth, json={"entities": [{"kind": "Project", "name": "Churn"}]})
+    assert created.status_code == 200, created.text
+    listed = httpx.get(f"{base}/entities", headers=auth).json()
+    assert [e["name"] for e in listed["items"]] == ["Churn"]
+    assert httpx.get(f"http://127.0.0.1:{port}/v1/spaces/other/entities", headers=auth).status_code == 404
+
+    # Never again: a second server on the same data prints no key, and the first key still works.
+    second_port = free_port()
+    second = start_serve(home, second_port)
+    try:
+        wait_ready(second_port, second)
+        assert httpx.get(f"http://127.0.0.1:{second_port}/v1/spaces/default/entities", headers=auth).status_code == 200
+    finally:
+        assert interrupt(second) == 0
+    assert bootstrap_tokens(second) == []
+    assert bootstrap_tokens(process) == [token]
 
 
 def test_serve_leaves_a_neo4j_it_did_not_start_running(managed_neo4j):
