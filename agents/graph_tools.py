@@ -28,6 +28,7 @@ from graph.model import (
     Text,
     validate_attributes,
 )
+from graph.cypher import run_read_only
 from graph.reports import REPORTS, run_report
 from graph.vocabulary import RELATION_GROUPS, Kind, relation_type
 from memory.free_text import AddMemoryRequest, SearchMemoryRequest
@@ -404,6 +405,33 @@ RUN_REPORT = Tool(
         "Run one of kgmem's named analyst reports on this space, e.g. agent-success (success rate by agent and "
         "role) or experiment-leaderboard. Returns columns and rows (at most 200)."),
     input_model=ReportInput, handler=_report, read_only=True, idempotent=True,
+)
+
+
+class CypherInput(ToolInput):
+    query: str = Field(min_length=1, max_length=20_000, description=(
+        "A read-only Cypher query. Filter on the tenant: MATCH (d:Delegation {space: $space}) ...; "
+        "labels and properties are described in kgmem's docs/schema.md"))
+    params: dict[str, Any] = Field(default_factory=dict,
+                                   description="Query parameters; $space is always this space")
+
+
+def _cypher(context: ToolContext, params: CypherInput) -> Any:
+    graph = context.memory.graph
+    result = run_read_only(graph.driver, params.query, {**params.params, "space": context.space},
+                           database=graph.database, max_rows=200)
+    return {"columns": result.columns, "rows": result.rows, "truncated": result.truncated}
+
+
+# Not among TOOLS: Cypher is not confined to one space, so only callers trusted with every space get it
+# (the MCP server offers it to API keys with the cypher scope on '*', and on stdio with --cypher).
+CYPHER_READ = Tool(
+    name="cypher_read",
+    title="Read-only Cypher",
+    description=(
+        "Run a read-only Cypher query on the knowledge graph (at most 200 rows, 10 s). Writes, schema changes and "
+        "procedures outside a short allow-list are refused. $space is bound to this space: filter on it."),
+    input_model=CypherInput, handler=_cypher, read_only=True, idempotent=True,
 )
 
 

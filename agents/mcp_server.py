@@ -30,6 +30,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agents.graph_tools import CYPHER_READ
 from agents.tools import ToolContext, ToolExecutor, ToolRegistry, default_registry, describe_invalid_input
 from graph.errors import KgmemError
 from graph.mcp_memory import (
@@ -62,12 +63,14 @@ INSTRUCTIONS = (
 
 @dataclass(frozen=True)
 class McpCaller:
-    """Who calls and where: the space every tool acts on, the agent stamped on writes, and whether
-    the caller may write at all (an API key without the write scope may not)."""
+    """Who calls and where: the space every tool acts on, the agent stamped on writes, whether the
+    caller may write at all (an API key without the write scope may not), and whether it may read
+    the whole graph with Cypher."""
 
     space: str
     agent: str | None = None
     can_write: bool = True
+    can_cypher: bool = False  # may run cypher_read, which is not confined to one space
 
 
 class CallerRefused(KgmemError):
@@ -341,8 +344,9 @@ class KgmemMcp:
         self.memory = memory
         self.caller = caller
         self.registry = registry if registry is not None else default_registry()
+        self.cypher = ToolRegistry([CYPHER_READ])  # listed and run only for callers with can_cypher
         self.extras = dict(extras or {})
-        clashes = set(REFERENCE_TOOL_NAMES) & set(self.registry.names())
+        clashes = set(REFERENCE_TOOL_NAMES) & set([*self.registry.names(), *self.cypher.names()])
         if clashes:
             raise ValueError(f"kgmem tools may not reuse the reference tool names: {', '.join(sorted(clashes))}")
         self._reference = {tool.name: tool for tool in REFERENCE_TOOLS}
@@ -350,7 +354,8 @@ class KgmemMcp:
                                           on_list_tools=self._list_tools, on_call_tool=self._call_tool)
 
     # -- tools/list -------------------------------------------------------------------------------------
-    def tools(self) -> list[types.Tool]:
+    def tools(self, caller: McpCaller | None = None) -> list[types.Tool]:
+        """The tools `caller` may use: the reference's nine, kgmem's own, and cypher_read when it may."""
         listed = [
             types.Tool(
                 name=tool.name, title=tool.title, description=tool.description, input_schema=tool.input_schema,
@@ -368,13 +373,22 @@ class KgmemMcp:
                     title=tool.title or None, read_only_hint=tool.read_only, destructive_hint=tool.destructive,
                     idempotent_hint=tool.idempotent, open_world_hint=False),
             )
-            for tool in self.registry
+            for tool in self._own(caller)
         ]
         return listed
 
+    def _own(self, caller: McpCaller | None) -> ToolRegistry:
+        if caller is not None and caller.can_cypher:
+            return ToolRegistry([*self.registry, *self.cypher])
+        return self.registry
+
     async def _list_tools(self, ctx: ServerRequestContext, params: types.PaginatedRequestParams | None
                           ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=self.tools())
+        try:
+            caller = self.caller(ctx)
+        except CallerRefused:
+            caller = None
+        return types.ListToolsResult(tools=self.tools(caller))
 
     # -- tools/call -------------------------------------------------------------------------------------
     async def _call_tool(self, ctx: ServerRequestContext, params: types.CallToolRequestParams) -> types.CallToolResult:
@@ -387,11 +401,14 @@ class KgmemMcp:
 
     def call(self, caller: McpCaller, name: str, arguments: Mapping[str, Any]) -> types.CallToolResult:
         """Run one tool for `caller`; every failure a client can act on is an `is_error` result."""
+        own = self._own(caller)
         reference = self._reference.get(name)
-        tool = self.registry.get(name)
+        tool = own.get(name)
         if reference is None and tool is None:
-            return _error(f"Unknown tool {name!r}. The tools are: "
-                          f"{', '.join([*REFERENCE_TOOL_NAMES, *self.registry.names()])}.")
+            if name in self.cypher:
+                return _error(f"{name} reads every space, so it needs an API key with the 'cypher' scope bound to "
+                              "all spaces ('*'), or `kgmem mcp --cypher`")
+            return _error(f"Unknown tool {name!r}. The tools are: {', '.join([*REFERENCE_TOOL_NAMES, *own.names()])}.")
         read_only = reference.read_only if reference else tool.read_only
         if not read_only and not caller.can_write:
             return _error(f"{name} writes to the graph, and this API key lacks the 'write' scope")
@@ -399,7 +416,7 @@ class KgmemMcp:
         provenance = Provenance(source="mcp", agent=caller.agent)
         if reference is not None:
             return self._call_reference(reference, space, provenance, arguments)
-        executor = ToolExecutor(self.registry, ToolContext(space, provenance, extras=dict(self.extras)))
+        executor = ToolExecutor(own, ToolContext(space, provenance, extras=dict(self.extras)))
         outcome = executor.run(name, dict(arguments))
         return types.CallToolResult(content=[types.TextContent(text=outcome.content)], is_error=outcome.is_error)
 

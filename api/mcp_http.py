@@ -9,6 +9,8 @@ JSON), so a key that is revoked stops working at once and no session outlives it
   space" otherwise, as in the REST API); without it, the key's only space (400 when the key is
   bound to several, or to all).
 - `X-Kgmem-Agent` (optional) names the agent stamped on what the tools write.
+- `cypher_read` is listed and runs only for keys with the `cypher` scope bound to every space ('*'),
+  as the REST API's Cypher console.
 - The REST API's rate limit applies per key (429).
 
     mcp = McpHttp(app)                  # in create_app
@@ -72,7 +74,7 @@ class McpHttp:
             raise ApiProblem(400, "invalid-space", "Bad request", f"{SPACE_HEADER} {requested!r} is not a valid space")
         agent = request.headers.get(AGENT_HEADER) or None
         if getattr(state, "auth_disabled", False) is True:
-            return McpCaller(space=requested or DEFAULT_SPACE, agent=agent)
+            return McpCaller(space=requested or DEFAULT_SPACE, agent=agent, can_cypher=True)
 
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
@@ -98,7 +100,8 @@ class McpHttp:
         else:
             raise ApiProblem(400, "space-required", "Bad request",
                              f"this API key is bound to several spaces; name one with the {SPACE_HEADER} header")
-        return McpCaller(space=space, agent=agent, can_write=key.has_scope(KeyScope.WRITE))
+        return McpCaller(space=space, agent=agent, can_write=key.has_scope(KeyScope.WRITE),
+                         can_cypher=key.has_scope(KeyScope.CYPHER) and ALL_SPACES in key.spaces)
 
     @staticmethod
     def _caller(ctx: ServerRequestContext) -> McpCaller:

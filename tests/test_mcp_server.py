@@ -142,7 +142,7 @@ def test_the_tool_list_matches_the_reference_server_for_its_nine_tools(stdio_ser
 
     # Then kgmem's own tools, with their annotations.
     own = [tool for tool in tools if tool.name not in REFERENCE]
-    assert [tool.name for tool in own] == default_registry().names()
+    assert [tool.name for tool in own] == default_registry().names()  # no cypher_read without --cypher
     assert by_name["recall"].annotations.read_only_hint is True
     assert by_name["retract_entity"].annotations.destructive_hint is True
     assert by_name["upsert_entities"].annotations.read_only_hint is False
@@ -247,6 +247,7 @@ def test_mcp_over_http_uses_the_api_keys_space_and_scopes(live_api, neo4j_driver
     writer = live_api.token([space], ["read", "write"], name="mcp writer")
     reader = live_api.token([space], ["read"], name="mcp reader")
     both = live_api.token([space, other_space], ["read", "write"], name="mcp two spaces")
+    analyst = live_api.token(["*"], ["read", "cypher", "admin"], name="mcp analyst")
 
     async def scenario():
         out = {}
@@ -263,6 +264,13 @@ def test_mcp_over_http_uses_the_api_keys_space_and_scopes(live_api, neo4j_driver
             out["other"] = structured(await client.call_tool("read_graph", {}))
             await client.call_tool("create_entities", {"entities": [
                 {"name": "Elsewhere", "entityType": "project", "observations": []}]})
+            out["no_cypher"] = await client.call_tool("cypher_read", {"query": "RETURN 1 AS one"})
+            out["no_cypher_tools"] = [tool.name for tool in (await client.list_tools()).tools]
+        async with http_session(live_api, analyst, **{"X-Kgmem-Space": space}) as client:
+            out["cypher_tools"] = [tool.name for tool in (await client.list_tools()).tools]
+            out["cypher"] = await client.call_tool("cypher_read", {
+                "query": "MATCH (e:Entity {space: $space}) RETURN e.name AS name ORDER BY name"})
+            out["cypher_write"] = await client.call_tool("cypher_read", {"query": "CREATE (n:Oops) RETURN n"})
         return out
 
     out = anyio.run(scenario)
@@ -276,6 +284,11 @@ def test_mcp_over_http_uses_the_api_keys_space_and_scopes(live_api, neo4j_driver
     assert spaces_entities(neo4j_driver, space) == [
         {"name": "Churn", "kind": "Project", "source": "mcp", "agent": "claude-code"}]
     assert [e["name"] for e in spaces_entities(neo4j_driver, other_space)] == ["Elsewhere"]
+    # Cypher reads every space: only a cypher key bound to '*' sees and runs cypher_read.
+    assert "cypher_read" not in out["no_cypher_tools"] and "cypher_read" in out["cypher_tools"]
+    assert out["no_cypher"].is_error and "needs an API key with the 'cypher' scope" in text_of(out["no_cypher"])
+    assert json.loads(text_of(out["cypher"])) == {"columns": ["name"], "rows": [{"name": "Churn"}], "truncated": False}
+    assert out["cypher_write"].is_error and text_of(out["cypher_write"]).startswith("cypher_read failed: refused:")
 
 
 def test_mcp_over_http_refuses_callers_it_cannot_place(live_api, space, other_space):

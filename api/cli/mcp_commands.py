@@ -22,6 +22,8 @@ def mcp(
                                        help="The space (tenant) every tool reads and writes.")] = "default",
     agent: Annotated[str | None, typer.Option("--agent", envvar="KGMEM_MCP_AGENT",
                                               help="The agent name stamped on what the tools write.")] = None,
+    cypher: Annotated[bool, typer.Option("--cypher", help="Also offer cypher_read, read-only Cypher over the whole "
+                                                         "graph (every space).")] = False,
 ) -> None:
     """Serve kgmem over MCP on standard input and output.
 
@@ -29,7 +31,7 @@ def mcp(
     check_space(space)
     with graph_driver() as (driver, settings):
         service = MemoryService.open(settings, driver)
-        server = KgmemMcp(lambda: service, lambda ctx: McpCaller(space=space, agent=agent), version=_version())
+        server = KgmemMcp(lambda: service, lambda ctx: McpCaller(space=space, agent=agent, can_cypher=cypher), version=_version())
         anyio.run(server.serve_stdio)
 
 
