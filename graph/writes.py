@@ -346,6 +346,7 @@ def upsert_relations_tx(
 
     closes: dict[str, dict[str, Any]] = {}
     creates: list[dict[str, Any]] = []
+    created: dict[str, dict[str, Any]] = {}  # new fact id -> its create row
     result_ids: list[tuple[str, str, str]] = []  # (source, type, relation id) per input row
     for relation, source, target, rel_type in zip(relations, sources, targets, types):
         valid_from = relation.valid_from or at
@@ -356,15 +357,19 @@ def upsert_relations_tx(
             result_ids.append((source, rel_type, plan.duplicate_of))
             continue
         for fact_id, valid_to in plan.close.items():
-            closes[fact_id] = {"id": fact_id, "source": source, "type": rel_type, "valid_to": valid_to}
+            if fact_id in created:  # superseded within this batch: it is written closed
+                created[fact_id]["props"]["valid_to"] = valid_to
+            else:
+                closes[fact_id] = {"id": fact_id, "source": source, "type": rel_type, "valid_to": valid_to}
         known[:] = [replace(f, valid_to=plan.close[f.id]) if f.id in plan.close else f for f in known]
         new_id = str(uuid.uuid4())
         known.append(Fact(new_id, target, valid_from, plan.incoming_valid_to))
-        creates.append({"source": source, "target": target, "type": rel_type, "props": {
+        created[new_id] = {"source": source, "target": target, "type": rel_type, "props": {
             "id": new_id, "space": space, "label": relation.type, "valid_from": valid_from,
             "valid_to": plan.incoming_valid_to, "recorded_at": at, "weight": relation.weight,
             **relation.provenance.model_dump(),
-        }})
+        }}
+        creates.append(created[new_id])
         result_ids.append((source, rel_type, new_id))
 
     if closes:

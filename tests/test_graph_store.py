@@ -142,6 +142,18 @@ def test_single_valued_relations_close_the_previous_fact(graph, model_version):
         ("staging", T0 + timedelta(days=10)), ("production", T0 + timedelta(days=40)), ("archived", None)]
 
 
+def test_stage_changes_in_one_batch_close_each_other_too(graph, model_version):
+    graph.upsert_relations([
+        RelationIn(source=ref("churn v3"), type="IN_STAGE", target=ref(stage), valid_from=T0 + timedelta(days=days))
+        for days, stage in ((0, "staging"), (10, "production"), (40, "archived"))])
+    assert stage_at(graph, model_version.id) == ["archived"]
+    assert stage_at(graph, model_version.id, T0 + timedelta(days=5)) == ["staging"]
+    versions = sorted((r for r in graph.history(model_version.id).relations if r.type == "IN_STAGE"),
+                      key=lambda r: r.valid_from)  # one batch: one recorded_at, so order by valid time
+    assert [(r.target_name, r.valid_to) for r in versions] == [
+        ("staging", T0 + timedelta(days=10)), ("production", T0 + timedelta(days=40)), ("archived", None)]
+
+
 def test_a_late_arriving_stage_fills_its_gap_in_history(graph, model_version):
     graph.upsert_relations([RelationIn(source=ref("churn v3"), type="IN_STAGE", target=ref("production"), valid_from=T0 + timedelta(days=10))])
     graph.upsert_relations([RelationIn(source=ref("churn v3"), type="IN_STAGE", target=ref("staging"), valid_from=T0)])
