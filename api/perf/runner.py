@@ -215,6 +215,12 @@ def recall_over_http(memory: MemoryService, settings: Settings, work: Workload, 
 
     from api.app import create_app
 
+    import logging
+
+    import structlog
+
+    # One access-log line per request would bury the progress bars; warnings still show.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     store = KeyStore(memory.graph.driver, settings.neo4j_database)
     _, token = store.create("bench perf", [Scope.READ], [space])
     port = _free_port()
