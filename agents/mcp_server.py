@@ -339,13 +339,16 @@ class KgmemMcp:
     """The MCP server over one MemoryService; every call acts on the space `caller(ctx)` names."""
 
     def __init__(self, memory: Callable[[], MemoryService], caller: Callable[[ServerRequestContext], McpCaller], *,
-                 registry: ToolRegistry | None = None, extras: Mapping[str, Any] | None = None,
+                 registry: ToolRegistry | None = None,
+                 extras: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
                  version: str = "") -> None:
+        """`extras` go into every tool call's context (e.g. `extractor`); a callable is asked on each call."""
         self.memory = memory
         self.caller = caller
         self.registry = registry if registry is not None else default_registry()
         self.cypher = ToolRegistry([CYPHER_READ])  # listed and run only for callers with can_cypher
-        self.extras = dict(extras or {})
+        fixed = {} if callable(extras) else dict(extras or {})
+        self.extras: Callable[[], Mapping[str, Any]] = extras if callable(extras) else (lambda: fixed)
         clashes = set(REFERENCE_TOOL_NAMES) & set([*self.registry.names(), *self.cypher.names()])
         if clashes:
             raise ValueError(f"kgmem tools may not reuse the reference tool names: {', '.join(sorted(clashes))}")
@@ -416,7 +419,7 @@ class KgmemMcp:
         provenance = Provenance(source="mcp", agent=caller.agent)
         if reference is not None:
             return self._call_reference(reference, space, provenance, arguments)
-        executor = ToolExecutor(own, ToolContext(space, provenance, extras=dict(self.extras)))
+        executor = ToolExecutor(own, ToolContext(space, provenance, extras=dict(self.extras())))
         outcome = executor.run(name, dict(arguments))
         return types.CallToolResult(content=[types.TextContent(text=outcome.content)], is_error=outcome.is_error)
 

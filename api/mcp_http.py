@@ -48,7 +48,8 @@ class McpHttp:
 
     def __init__(self, app: FastAPI, *, version: str = "") -> None:
         self.app = app
-        self.mcp = KgmemMcp(lambda: app.state.services.memory(), self._caller, version=version)
+        self.mcp = KgmemMcp(lambda: app.state.services.memory(), self._caller, version=version,
+                            extras=lambda: {"extractor": app.state.services.extractor()})
         self.manager = StreamableHTTPSessionManager(app=self.mcp.server, stateless=True, json_response=True)
 
     @asynccontextmanager

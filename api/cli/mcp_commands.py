@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import anyio
@@ -10,6 +11,7 @@ import typer
 from agents.mcp_server import KgmemMcp, McpCaller
 from api.cli.context import graph_driver
 from graph.store import check_space
+from memory.extraction import ClaudeExtractor
 from memory.service import MemoryService
 
 
@@ -31,7 +33,10 @@ def mcp(
     check_space(space)
     with graph_driver() as (driver, settings):
         service = MemoryService.open(settings, driver)
-        server = KgmemMcp(lambda: service, lambda ctx: McpCaller(space=space, agent=agent, can_cypher=cypher), version=_version())
+        # With a key, record_outcome(extract=true) has Claude extract lessons from the summary.
+        extras = {"extractor": ClaudeExtractor()} if os.environ.get("ANTHROPIC_API_KEY") else {}
+        server = KgmemMcp(lambda: service, lambda ctx: McpCaller(space=space, agent=agent, can_cypher=cypher),
+                          extras=extras, version=_version())
         anyio.run(server.serve_stdio)
 
 
