@@ -54,6 +54,7 @@ Status codes, decided by the exception's class (the first match wins):
 | neo4j `CypherTypeError`, `Statement.ArgumentError`      | 400    | rejected-by-neo4j    |
 | chromadb `ChromaAuthError`/`AuthorizationError`/`QuotaError` | 503 | not-ready          |
 | chromadb `RateLimitError`                               | 503 ⏲  | dependency-unavailable |
+| `OverflowError` from the neo4j driver (an integer over 64 bits) | 422 | invalid-input    |
 | anything else (a bug), incl. other neo4j client errors  | 500    | internal-error (generic detail; traceback logged) |
 
 ⏲ = with `Retry-After: 5` (seconds; `retry_after_s` of `install`). A "connection failure"
@@ -292,6 +293,17 @@ def _dependency_of(exc: BaseException) -> str:
     return "A dependency"
 
 
+def _raised_in(exc: BaseException, module: str) -> bool:
+    """Whether a frame of `exc`'s traceback runs code of `module` (or a submodule of it)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        name = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if name == module or name.startswith(module + "."):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def _llm_transient(exc: BaseException) -> bool | None:
     """True: Claude is unreachable or overloaded; False: it refused kgmem's key; None: neither."""
     try:
@@ -336,6 +348,10 @@ def classify(exc: BaseException, *, retry_after_s: int = DEFAULT_RETRY_AFTER_S) 
     if problem is not None:
         return problem, "warning" if problem.status >= 500 else "none"
 
+    if isinstance(exc, OverflowError) and _raised_in(exc, "neo4j._codec"):
+        # JSON integers have no size limit; Neo4j's are 64-bit. The driver refuses to send a bigger one.
+        return Problem(422, slug="invalid-input", title="Invalid input",
+                       detail=f"a number is out of range: Neo4j stores integers of 64 bits ({exc})"), "none"
     if _connection_failure(exc) is not None:
         dependency = _dependency_of(exc)
         return Problem(503, slug="dependency-unavailable", title="Dependency unavailable",

@@ -77,6 +77,7 @@ def tenants(live_api, neo4j_driver):
     assert b.list_keys().items[0].revoked_at is None
     for space in (a_space, b_space):
         neo4j_driver.execute_query("MATCH (n {space: $space}) DETACH DELETE n", space=space)
+        neo4j_driver.execute_query("MATCH (k:ApiKey) WHERE k.spaces = [$space] DETACH DELETE k", space=space)
     a.close()
     b.close()
 

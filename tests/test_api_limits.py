@@ -224,3 +224,11 @@ def test_the_same_key_is_separate_per_api_key_and_route(live_api, space):
         relation = {"relations": [{"source": ENTITY, "type": "RELATED_TO", "target": ENTITY}]}
         answer = a.post(f"/v1/spaces/{space}/relations", json=relation, headers={"Idempotency-Key": key})
         assert answer.status_code == 200 and "idempotent-replayed" not in answer.headers
+
+
+def test_integers_beyond_64_bits_are_422(live_api, space):
+    with live_api.http(live_api.token([space])) as http:
+        response = http.post(f"/v1/spaces/{space}/entities", json={"entities": [
+            {"kind": "Project", "name": "Big", "attributes": {"rows": 2 ** 70}}]})
+    assert response.status_code == 422, response.text
+    assert "64 bits" in response.json()["detail"]

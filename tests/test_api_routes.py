@@ -162,3 +162,13 @@ def test_delegations_brief_outcome_feedback(kg):
     with pytest.raises(KgmemApiError) as unknown:
         kg.delegation("never-briefed")
     assert unknown.value.status == 404
+
+
+def test_requests_are_timed_per_route_and_dependency(live_api, kg):
+    seed(kg)
+    kg.recall("churn")
+    metrics = live_api.http().get("/metrics").text
+    assert 'kgmem_http_request_duration_seconds_count{method="POST",route="/v1/spaces/{space}/recall",' \
+           'status_class="2xx"}' in metrics
+    for dependency in ("neo4j", "chroma", "embedder"):
+        assert f'kgmem_dependency_duration_seconds_count{{dependency="{dependency}"' in metrics
