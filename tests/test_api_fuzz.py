@@ -9,7 +9,6 @@ bouncing off a 404.
 
 from __future__ import annotations
 
-import copy
 import uuid
 
 import pytest

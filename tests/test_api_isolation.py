@@ -154,7 +154,7 @@ CASES: dict[tuple[str, str], Callable[[Tenants], None]] = {
     ("GET", "/v1/spaces/{space}/memories/{memory_id}/history"): lambda t: missing(
         lambda: t.a.memory_history(t.ids["memory_id"])),
     ("POST", "/v1/spaces/{space}/delegations/brief"): lambda t: no_b(t.a.brief(
-        {"task": "what is the budget of the Secret Project?", "delegation_id": "mine-1"}).model_dump(
+        {"task": "Audit the budget of the secret project", "delegation_id": "mine-1"}).model_dump(
         exclude={"task", "markdown"}), t),
     ("POST", "/v1/spaces/{space}/delegations/outcome"): lambda t: missing(lambda: t.a.record_outcome(
         {"delegation_id": "secret-delegation", "status": "succeeded", "summary": "pwned"})),
