@@ -35,6 +35,8 @@ class Services:
     _extractor: ClaudeExtractor | None = None
     _embedder_error: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _background: threading.Thread | None = None
 
     @classmethod
     def create(cls, settings: Settings, *, embedder: Embedder | None = None, anthropic_client: Any = None) -> Services:
@@ -85,14 +87,22 @@ class Services:
                 log.error("embedding model failed to load: %s", exc)
                 return
             try:
-                report = self.memory().reconcile()
+                report = self.memory().reconcile(progress=self._unless_stopping)
                 log.info("start-up reconcile: %s", report)
+            except _Stopping:
+                log.info("start-up reconcile stopped for shutdown; the next start finishes it")
             except Exception:  # noqa: BLE001 - the next start or `kgmem reindex` tries again
-                log.exception("start-up reconcile failed")
+                if not self._stopping.is_set():
+                    log.exception("start-up reconcile failed")
 
-        thread = threading.Thread(target=work, name="startup", daemon=True)
-        thread.start()
-        return thread
+        self._background = threading.Thread(target=work, name="startup", daemon=True)
+        self._background.start()
+        return self._background
+
+    def _unless_stopping(self, done: int, total: int | None) -> None:
+        """Called between reconcile batches: a shutdown ends the work there, not mid-batch."""
+        if self._stopping.is_set():
+            raise _Stopping
 
     def embedder_problem(self) -> str | None:
         if self._embedder_error:
@@ -108,5 +118,14 @@ class Services:
                 self._driver = None
                 self._memory = None
 
-    def close(self) -> None:
+    def close(self, *, wait_s: float = 60.0) -> None:
+        # Let the start-up work finish its batch first: a process that exits while a thread is inside
+        # PyTorch or Chroma's native code aborts (SIGABRT) instead of exiting cleanly.
+        self._stopping.set()
+        if self._background is not None and self._background.is_alive():
+            self._background.join(timeout=wait_s)
         self.reset_neo4j()
+
+
+class _Stopping(Exception):
+    """The service is shutting down."""

@@ -104,5 +104,5 @@ def test_serve_leaves_a_neo4j_it_did_not_start_running(managed_neo4j):
     try:
         wait_ready(port, process)
     finally:
-        assert interrupt(process) == 0
+        assert interrupt(process) == 0, "".join(process.lines)[-3000:]
     assert managed_neo4j.running() is not None
