@@ -216,11 +216,14 @@ def recall_over_http(memory: MemoryService, settings: Settings, work: Workload, 
     from api.app import create_app
 
     import logging
+    import sys
 
     import structlog
 
-    # One access-log line per request would bury the progress bars; warnings still show.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    # One access-log line per request would bury the progress bars; other errors still show, on
+    # stderr, so that `--json` keeps stdout to the one JSON object.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR),
+                        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     store = KeyStore(memory.graph.driver, settings.neo4j_database)
     _, token = store.create("bench perf", [Scope.READ], [space])
     port = _free_port()
