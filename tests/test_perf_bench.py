@@ -66,3 +66,18 @@ def test_a_small_run_measures_every_phase_and_judges_every_target(settings, neo4
     assert records[0]["n"] == report["workload"]["observations"]
     records, _, _ = neo4j_driver.execute_query("MATCH (n {space: 'bench-perf-120-graph'}) RETURN count(n) AS n")
     assert records[0]["n"] == 0, "the structured-writes space is wiped after it is measured"
+
+
+def test_the_http_phase_leaves_the_process_logging_as_it_found_it(settings, neo4j_driver, embedder):
+    import structlog
+
+    from api.perf.runner import recall_over_http
+    from api.perf.workload import generate
+
+    memory = MemoryService.open(settings, neo4j_driver, embedder=embedder)
+    before = structlog.get_config()
+    work = generate(100, questions=3)
+    memory.space("bench-perf-logging").upsert_entities(work.entities[:5])
+    summary = recall_over_http(memory, settings, work, "bench-perf-logging", lambda *_: None)
+    assert summary["n"] == 3
+    assert structlog.get_config() == before

@@ -222,6 +222,7 @@ def recall_over_http(memory: MemoryService, settings: Settings, work: Workload, 
 
     # One access-log line per request would bury the progress bars; other errors still show, on
     # stderr, so that `--json` keeps stdout to the one JSON object.
+    previous_logging = structlog.get_config()  # restored afterwards: the bench may run inside a bigger process
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR),
                         logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     store = KeyStore(memory.graph.driver, settings.neo4j_database)
@@ -246,6 +247,7 @@ def recall_over_http(memory: MemoryService, settings: Settings, work: Workload, 
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        structlog.configure(**previous_logging)
     return latencies.summary()
 
 
