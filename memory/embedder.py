@@ -158,5 +158,10 @@ class Embedder:
                     self._cache.popitem(last=False)
         return [known[key] for key in keys]
 
+    def clear_cache(self) -> None:
+        """Forget every cached vector (benchmarks time encoding from cold)."""
+        with self._cache_lock:
+            self._cache.clear()
+
     def embed_one(self, text: str) -> list[float]:
         return self.embed([text])[0]

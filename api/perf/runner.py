@@ -99,8 +99,7 @@ def machine() -> dict[str, Any]:
 
 def _fresh_cache(memory: MemoryService) -> None:
     """Identical texts are embedded once; each phase starts without the last one's vectors."""
-    with memory.embedder._cache_lock:  # noqa: SLF001 - the bench owns this process's embedder
-        memory.embedder._cache.clear()  # noqa: SLF001
+    memory.embedder.clear_cache()
 
 
 def embedding_only(memory: MemoryService, work: Workload, say: Progress) -> dict[str, Any]:
