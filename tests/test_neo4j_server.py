@@ -34,6 +34,15 @@ def test_password_is_generated_once_and_private(managed_neo4j):
     assert len(server.password()) >= 24
 
 
+def test_a_password_that_begins_with_a_dash_is_set_as_a_password(managed_neo4j, tmp_path):
+    # token_urlsafe begins with "-" one time in 64; neo4j-admin must not read it as an option.
+    server = LocalNeo4j(Settings(home=tmp_path), show_progress=False)
+    server.root.mkdir(parents=True)
+    server.password_file.write_text("-f9t4k3wvorPeT5wfEq5CK3FiPlqamfz\n")
+    server.install()
+    assert (server.data_dir / "dbms" / "auth.ini").exists()
+
+
 def test_configuration_listens_locally_with_auth_and_browser(managed_neo4j):
     conf = (managed_neo4j.conf_dir / "neo4j.conf").read_text()
     assert "dbms.security.auth_enabled=true" in conf

@@ -175,9 +175,10 @@ class LocalNeo4j:
 
     def _set_initial_password(self, distribution: Distribution, java: JavaRuntime, password: str) -> None:
         env = {**os.environ, "NEO4J_HOME": str(distribution.home), "NEO4J_CONF": str(self.conf_dir)}
+        # "--" ends the options: a generated password may begin with "-".
         result = subprocess.run(
             [str(java.executable), "-cp", distribution.classpath, ADMIN_TOOL,
-             "dbms", "set-initial-password", password],
+             "dbms", "set-initial-password", "--", password],
             capture_output=True, text=True, env=env, timeout=300,
         )
         if result.returncode != 0:
