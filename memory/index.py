@@ -137,6 +137,15 @@ class VectorIndex:
             for i, d, m, t in zip(result["ids"][0], result["distances"][0], result["metadatas"][0], result["documents"][0])
         ]
 
+    def nearest(self, vector: Sequence[float], k: int) -> list[str]:
+        """Ids of the `k` nearest items in the whole collection, nearest first, with no filter.
+
+        Chroma's filtered query scans the metadata of every matching row (85 ms at 12k items on
+        this machine, growing with the collection); the bare kNN takes 2-3 ms. Callers filter the
+        ids themselves and fall back to `query` when too few pass.
+        """
+        return self.collection.query(query_embeddings=[list(vector)], n_results=k, include=[])["ids"][0]
+
     def vectors(self, ids: Sequence[str]) -> dict[str, Any]:
         """Stored vectors by id (numpy arrays); ids without a vector are absent."""
         if not ids:

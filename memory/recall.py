@@ -69,6 +69,9 @@ TIME_WORDS = re.compile(
 
 KEYWORD_CHANNELS = ("keyword", "keyword_window", "entity")
 VECTOR_CHANNELS = ("vector", "vector_window")
+VECTOR_CHANNEL_TYPES = {"vector": ["observation", "entity"], "vector_window": ["window"]}
+VECTOR_ID_TYPES = {"obs": ("vector", "observation"), "ent": ("vector", "entity"), "win": ("vector_window", "observation")}
+VECTOR_OVERSAMPLE = 3  # bare kNN ids fetched per wanted hit, so that filtering still leaves enough
 
 
 class RecallConfig(BaseModel):
@@ -346,27 +349,63 @@ class Recall:
     def _vector(self, query, cfg, base, vector, pool) -> None:
         if vector is None or self.index is None:
             return
-        at = query.as_of.timestamp() if query.as_of else None
-        found: dict[str, list[tuple[str, str]]] = {"obs": [], "ent": []}
-        for channel, types in (("vector", ["observation", "entity"]), ("vector_window", ["window"])):
-            if not cfg.on(channel):
-                continue
-            for hit in self.index.query(vector, space=base["space"], k=cfg.candidates, types=types, kinds=base["kinds"],
-                                        project_id=query.project_id, agent=query.agent, at=at):
-                prefix, _, item_id = hit.id.partition(":")
-                found["ent" if prefix == "ent" else "obs"].append((item_id, channel))
-        if not found["obs"] and not found["ent"]:
+        channels = [channel for channel in VECTOR_CHANNEL_TYPES if cfg.on(channel)]
+        if not channels:
             return
-        rows = {(row["type"], row["id"]): row for row in self._rows(
-            FETCH_VECTOR_HITS, observation_ids=sorted({i for i, _ in found["obs"]}),
-            entity_ids=sorted({i for i, _ in found["ent"]}), **base)}
-        for prefix, item_type in (("obs", "observation"), ("ent", "entity")):
-            for item_id, channel in found[prefix]:
-                row = rows.get((item_type, item_id))
-                if row is not None:  # a vector whose item is gone or filtered out is ignored
-                    candidate = self._add(pool, item_type, row)
-                    if channel not in candidate.channels:
-                        candidate.channels.append(channel)
+        # The graph filters everything but the project (applied after fusion), so a project-scoped
+        # query, or one whose space is crowded out of the nearest ids, lets Chroma pre-filter.
+        hits = None if query.project_id else self._nearest_unfiltered(vector, cfg, base, channels)
+        if hits is None:
+            hits = self._nearest_filtered(vector, query, cfg, base, channels)
+        for channel, rows in hits.items():
+            for row in rows:
+                candidate = self._add(pool, row["type"], row)
+                if channel not in candidate.channels:
+                    candidate.channels.append(channel)
+
+    def _nearest_unfiltered(self, vector, cfg, base, channels) -> dict[str, list[dict]] | None:
+        """The bare kNN, over-fetched and filtered by the graph; None when too few hits pass."""
+        wide = cfg.candidates * VECTOR_OVERSAMPLE
+        ids = self.index.nearest(vector, wide)
+        by_channel: dict[str, list[tuple[str, str]]] = {channel: [] for channel in channels}
+        for vector_id in ids:
+            prefix, _, item_id = vector_id.partition(":")
+            channel, item_type = VECTOR_ID_TYPES.get(prefix, (None, None))
+            if channel in by_channel:
+                by_channel[channel].append((item_type, item_id))
+        hits = self._fetch_vector_hits(by_channel, base, cfg.candidates)
+        if len(ids) == wide and sum(len(rows) for rows in hits.values()) < cfg.candidates:
+            return None
+        return hits
+
+    def _nearest_filtered(self, vector, query, cfg, base, channels) -> dict[str, list[dict]]:
+        at = query.as_of.timestamp() if query.as_of else None
+        by_channel: dict[str, list[tuple[str, str]]] = {}
+        for channel in channels:
+            found = self.index.query(vector, space=base["space"], k=cfg.candidates, types=VECTOR_CHANNEL_TYPES[channel],
+                                     kinds=base["kinds"], project_id=query.project_id, agent=query.agent, at=at)
+            by_channel[channel] = [("entity" if hit.id.startswith("ent:") else "observation", hit.id.partition(":")[2])
+                                   for hit in found]
+        return self._fetch_vector_hits(by_channel, base, cfg.candidates)
+
+    def _fetch_vector_hits(self, by_channel, base, k) -> dict[str, list[dict]]:
+        """The graph's rows for vector hits, nearest first, at most `k` per channel. A vector whose
+        item is gone, invalid, in another space or filtered out has no row and is dropped. Ids go
+        in slices of `k` per channel, so a space that owns its neighbourhood takes one round trip."""
+        found: dict[str, list[dict]] = {channel: [] for channel in by_channel}
+        offset = 0
+        while True:
+            short = [channel for channel, pairs in by_channel.items() if len(found[channel]) < k and offset < len(pairs)]
+            if not short:
+                return found
+            wanted = {channel: by_channel[channel][offset:offset + k] for channel in short}
+            pairs = [pair for chunk in wanted.values() for pair in chunk]
+            rows = {(row["type"], row["id"]): row for row in self._rows(
+                FETCH_VECTOR_HITS, observation_ids=sorted({i for t, i in pairs if t == "observation"}),
+                entity_ids=sorted({i for t, i in pairs if t == "entity"}), **base)}
+            for channel, chunk in wanted.items():
+                found[channel] += [rows[pair] for pair in chunk if pair in rows][: k - len(found[channel])]
+            offset += k
 
     def _names(self, space, query, cfg, base, pool) -> set[str]:
         """Ids of the entities the query names; they are candidates and boost their observations."""

@@ -6,6 +6,7 @@ import pytest
 
 from graph.model import EntityIn, EntityRef, ObservationIn, Provenance, RelationIn
 from graph.vocabulary import Kind
+from memory.locomo import channel_only
 from memory.recall import RecallConfig, RecallQuery
 from memory.service import MemoryService
 from memory.vectors import open_chroma
@@ -138,3 +139,25 @@ def test_a_configured_cross_encoder_reorders_the_top_results(team, settings, neo
     assert "rerank" not in result.items[3].channels
     expected = service.recaller.reranker.scores("churn retraining failure", [item.text for item in head])
     assert [round(s, 5) for s in expected] == sorted((round(s, 5) for s in expected), reverse=True)
+
+
+def test_a_small_space_is_found_by_meaning_beside_a_crowded_one(memory, space):
+    # The vector channel takes the bare nearest ids first; when another space owns that
+    # neighbourhood it must still reach this space's items (through Chroma's pre-filter).
+    crowded, small = memory.space(f"{space}-crowded"), memory.space(space)
+    crowded.upsert_entities([EntityIn(kind=Kind.PROJECT, name="churn")])
+    crowded.add_observations([
+        ObservationIn(entity=EntityRef(name="churn"), valid_from=T0, text=f"The churn retrain failed on run {i}: stale features")
+        for i in range(12)
+    ])
+    small.upsert_entities([EntityIn(kind=Kind.PROJECT, name="pricing")])
+    small.add_observations([ObservationIn(entity=EntityRef(name="pricing"), valid_from=T0,
+                                          text="Retraining broke because the feature snapshot was weeks old")])
+    vector_only = channel_only("vector", RecallConfig(candidates=2))
+
+    result = small.recall(RecallQuery(text="why did the churn retrain fail?"), config=vector_only)
+
+    assert {item.text for item in result.items} == {"Retraining broke because the feature snapshot was weeks old", "pricing"}
+    assert all(item.channels == ["vector"] for item in result.items)
+    crowded_result = crowded.recall(RecallQuery(text="why did the churn retrain fail?", limit=5), config=vector_only)
+    assert len(crowded_result.items) == 2  # its own nearest two: `candidates` per channel
