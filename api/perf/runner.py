@@ -152,9 +152,10 @@ def ingest(memory: MemoryService, work: Workload, space: str, say: Progress) -> 
     target = memory.space(space)
     scaffold = _scaffold(work)
     scaffold_names = {(e.name, e.kind) for e in scaffold}
-    scaffold_relations = [r for r in work.relations
-                          if (r.source.name, r.source.kind) in scaffold_names and (r.target.name, r.target.kind) in scaffold_names]
-    lesson_relations = [r for r in work.relations if r not in scaffold_relations]
+    scaffold_relations, lesson_relations = [], []
+    for relation in work.relations:
+        ends = ((relation.source.name, relation.source.kind), (relation.target.name, relation.target.kind))
+        (scaffold_relations if all(end in scaffold_names for end in ends) else lesson_relations).append(relation)
     begun = time.perf_counter()
     for start in range(0, len(scaffold), BATCH):
         target.upsert_entities(scaffold[start:start + BATCH])
