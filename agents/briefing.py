@@ -45,7 +45,7 @@ MAX_SIMILAR = 5
 MAX_PER_ARTIFACT_KIND = 5
 MAX_INCIDENTS = 5
 MAX_RISKS = 5
-RECALL_LIMIT = 100
+RECALL_LIMIT = 50  # ten per section shown at most; 100 made briefs 25% slower for the same content
 
 # The parts of a score (see the module docstring).
 W_TEXT = 0.5  # cosine with the task

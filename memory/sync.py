@@ -185,6 +185,8 @@ class VectorSync:
                 self.driver.execute_query(mark, done=done, database_=self.database)
                 if progress:
                     progress(len(rows), None)
+                if len(rows) < BATCH:  # that was the last of them; items written since are their writers' to follow
+                    break
         return report
 
     def _apply(self, kind: str, rows: list[dict[str, Any]], report: ReconcileReport) -> None:
