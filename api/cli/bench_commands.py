@@ -15,7 +15,10 @@ from api.cli.context import graph_driver
 from memory.locomo import CATEGORIES, DEFAULT_BATCH_TURNS, DEFAULT_K, BenchReport, default_scorer, run_benchmark
 from memory.service import MemoryService
 
-app = typer.Typer(help="Benchmarks of kgmem's recall on public data sets.", no_args_is_help=True)
+app = typer.Typer(
+    help="Benchmarks: recall quality on LoCoMo (locomo); speed beside mem0 and the MCP memory server (perf).",
+    no_args_is_help=True,
+)
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
