@@ -53,7 +53,12 @@ CONVERSATION_TYPE = "conversation"
 DEFAULT_K = 20
 FETCH_LIMIT = 50  # items asked of recall per question; entities and repeated refs are skipped
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
-WIPE_BATCH = 5000
+WIPE_BATCH = 1000
+WIPE_SPACE = """
+MATCH (n {space: $space})
+CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF $batch ROWS
+RETURN count(*) AS deleted
+"""
 # Turns per `add_observations` call; whole sessions are grouped up to this. Larger calls let the vector
 # sync embed a few hundred texts at once, which sentence-transformers sorts by length into even batches:
 # on 2 CPU cores that embeds about twice as fast as one session (~20 turns and their windows) per call.
@@ -307,17 +312,13 @@ def _timing_vectors(memory: MemoryService, stats: IngestStats) -> Iterator[None]
 
 
 def wipe_space(memory: MemoryService, space: str) -> int:
-    """Remove everything in `space`, in Neo4j and in Chroma. Returns the nodes deleted."""
-    driver, database = memory.graph.driver, memory.graph.database
-    deleted = 0
-    while True:
-        records, _, _ = driver.execute_query(
-            "MATCH (n {space: $space}) WITH n LIMIT $batch DETACH DELETE n RETURN count(*) AS deleted",
-            space=space, batch=WIPE_BATCH, database_=database,
-        )
-        if not records[0]["deleted"]:
-            break
-        deleted += records[0]["deleted"]
+    """Remove everything in `space`, in Neo4j and in Chroma. Returns the nodes deleted.
+
+    Neo4j commits every `WIPE_BATCH` nodes: one transaction for a 100k-memory space outgrows the
+    transaction memory of a default heap."""
+    graph = memory.graph
+    with graph.driver.session(database=graph.database) as session:  # IN TRANSACTIONS needs an implicit one
+        deleted = session.run(WIPE_SPACE, space=space, batch=WIPE_BATCH).single()["deleted"]
     memory.index.collection.delete(where={"space": space})
     return deleted
 

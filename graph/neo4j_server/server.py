@@ -290,9 +290,11 @@ class LocalNeo4j:
                     f"(logs: {self.logs_dir})"
                 )
             try:
-                # Bolt opens before the databases are online, so wait for a real query to answer.
+                # Bolt opens before the databases are online, so wait for a real query to answer. An
+                # auto-commit query fails at once; execute_query would retry for 30 s, logging warnings.
                 with GraphDatabase.driver(state.bolt_uri, auth=auth, notifications_min_severity="OFF") as driver:
-                    driver.execute_query("RETURN 1", database_=self.settings.neo4j_database)
+                    with driver.session(database=self.settings.neo4j_database) as session:
+                        session.run("RETURN 1").consume()
                 return
             except AuthError as exc:
                 # Keep waiting: if another server took the port we picked, ours exits (reported above).
