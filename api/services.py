@@ -99,6 +99,13 @@ class Services:
         self._background.start()
         return self._background
 
+    def wait_for_background_work(self, timeout_s: float | None = None) -> bool:
+        """Block until the start-up work is done (or `timeout_s` passes); True when it is done."""
+        if self._background is None:
+            return True
+        self._background.join(timeout_s)
+        return not self._background.is_alive()
+
     def _unless_stopping(self, done: int, total: int | None) -> None:
         """Called between reconcile batches: a shutdown ends the work there, not mid-batch."""
         if self._stopping.is_set():
