@@ -2,6 +2,7 @@
 
 import socket
 import stat
+import time
 
 import httpx
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from graph import Settings, server_info
 from graph.errors import PortInUse
 from graph.neo4j_server import LocalNeo4j
-from graph.neo4j_server.server import free_port, pid_alive
+from graph.neo4j_server.server import free_port, pid_alive, port_is_free
 
 def test_the_suite_runs_on_neo4j_5_26(neo4j_driver):
     info = server_info(neo4j_driver)
@@ -86,3 +87,21 @@ def test_start_waits_for_bolt_and_stop_waits_for_exit(managed_neo4j, tmp_path):
     assert server.running() is None
     assert not server.state_file.exists()
     assert server.stop() is False
+
+
+def test_a_port_left_in_time_wait_by_a_stopped_server_is_free_and_a_listening_one_is_not():
+    # A stopped Neo4j's closed connections leave its Bolt port in TIME_WAIT for a minute; a
+    # restart right away must not be told that the port is taken.
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    assert not port_is_free(port)
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    accepted.close()  # the server side closes first, so the TIME_WAIT is on its port
+    time.sleep(0.1)
+    client.close()
+    listener.close()
+    assert port_is_free(port)

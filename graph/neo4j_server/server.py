@@ -85,6 +85,9 @@ class Neo4jStatus:
 
 def port_is_free(port: int, host: str = LISTEN_HOST) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As Neo4j binds: a port that a stopped server's closed connections hold in TIME_WAIT is
+        # free to it; a listening socket still makes the bind fail.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
