@@ -29,7 +29,6 @@ from agents.briefs import (
     Risk,
     SimilarDelegation,
 )
-from graph.records import native
 from graph.vocabulary import Kind, normalise_name
 from memory.recall import RecallItem, RecallQuery
 from memory.service import SpaceMemory
@@ -248,10 +247,7 @@ class Briefing:
 
     # -- plumbing -----------------------------------------------------------------------------
     def _rows(self, cypher: str, /, **params: Any) -> list[dict[str, Any]]:
-        graph = self.memory.graph
-        records, _, _ = graph.driver.execute_query(
-            cypher, parameters_={"space": self.space, **params}, database_=graph.database, routing_="r")
-        return [native(record.data()) for record in records]
+        return self.memory.graph.rows(cypher, **params)
 
     def _recall(self, kinds: list[Kind]) -> list[RecallItem]:
         query = RecallQuery(text=self.task, limit=RECALL_LIMIT, kinds=kinds)

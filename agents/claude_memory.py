@@ -45,11 +45,11 @@ from anthropic.types.beta import (
     BetaMemoryTool20250818StrReplaceCommand,
     BetaMemoryTool20250818ViewCommand,
 )
-from neo4j import Driver, ManagedTransaction
-
 from graph.errors import InvalidInput, NotFound
 from graph.records import native
+from graph.gateway import Gateway
 from graph.store import SpaceGraph
+from graph.writes import SpaceWriter
 
 ROOT = "/memories"
 MAX_LINES = 999_999
@@ -243,34 +243,26 @@ class GraphMemoryTool(BetaAbstractMemoryTool):
             raise InvalidInput(f"memory store name {store!r} must match {STORE_NAME.pattern}")
         if max_file_bytes < 1:
             raise InvalidInput("max_file_bytes must be at least 1")
-        self.driver: Driver = graph.driver
-        self.database = graph.database
+        self.graph = graph
         self.space = graph.space
         self.store = store
         self.max_file_bytes = max_file_bytes
-        ensure_memory_schema(self.driver, self.database)
+        ensure_memory_schema(graph.gateway)
 
     # -- plumbing ----------------------------------------------------------------------------------
-    @property
-    def _scope(self) -> dict[str, str]:
-        return {"space": self.space, "store": self.store}
-
     def _read(self, cypher: str, /, **params: Any) -> list[dict[str, Any]]:
-        records, _, _ = self.driver.execute_query(cypher, parameters_={**params, **self._scope},
-                                                  database_=self.database, routing_="r")
-        return [record.data() for record in records]
+        return self.graph.rows(cypher, **params, store=self.store)
 
-    def _write(self, work: Callable[[ManagedTransaction, datetime], str]) -> str:
+    def _write(self, work: Callable[[SpaceWriter, datetime], str]) -> str:
         """Run `work` in one write transaction holding the store's lock."""
-        def unit(tx: ManagedTransaction) -> str:
-            tx.run(LOCK_STORE, **self._scope).consume()
-            return work(tx, _now())  # read after the lock: versions of a store are stamped in the order they apply
+        def unit(w: SpaceWriter) -> str:
+            w.run(LOCK_STORE, store=self.store)
+            return work(w, _now())  # read after the lock: versions of a store are stamped in the order they apply
 
-        with self.driver.session(database=self.database) as session:
-            return session.execute_write(unit)
+        return self.graph.write(unit)
 
-    def _run(self, tx: ManagedTransaction, cypher: str, /, **params: Any) -> list[dict[str, Any]]:
-        return tx.run(cypher, parameters={**params, **self._scope}).data()
+    def _run(self, w: SpaceWriter, cypher: str, /, **params: Any) -> list[dict[str, Any]]:
+        return w.rows(cypher, **params, store=self.store)
 
     def _live_file(self, run: Callable[..., list[dict[str, Any]]], path: str) -> dict[str, Any] | None:
         rows = run(LIVE_FILE, path=path)
@@ -286,13 +278,13 @@ class GraphMemoryTool(BetaAbstractMemoryTool):
                             "for one memory file; keep it shorter or split it into several files")
         return size
 
-    def _edit(self, tx: ManagedTransaction, now: datetime, file: dict[str, Any], path: str, content: str,
+    def _edit(self, tx: SpaceWriter, now: datetime, file: dict[str, Any], path: str, content: str,
               command: str) -> None:
         size = self._check_size(path, content)
         self._run(tx, UPDATE_FILE, id=file["id"], content=content, size=size, now=now, command=command,
                   version_id=str(uuid.uuid4()))
 
-    def _file_for_edit(self, tx: ManagedTransaction, raw_path: str, path: str) -> dict[str, Any]:
+    def _file_for_edit(self, tx: SpaceWriter, raw_path: str, path: str) -> dict[str, Any]:
         run = lambda cypher, **p: self._run(tx, cypher, **p)  # noqa: E731
         file = self._live_file(run, path)
         if file is None:
@@ -354,7 +346,7 @@ class GraphMemoryTool(BetaAbstractMemoryTool):
         path = canonical_path(command.path)
         size = self._check_size(command.path, command.file_text)
 
-        def work(tx: ManagedTransaction, now: datetime) -> str:
+        def work(tx: SpaceWriter, now: datetime) -> str:
             run = lambda cypher, **p: self._run(tx, cypher, **p)  # noqa: E731
             self._make_parents(tx, now, path)
             if self._live_file(run, path) is not None or self._is_dir(run, path):
@@ -365,7 +357,7 @@ class GraphMemoryTool(BetaAbstractMemoryTool):
 
         return self._write(work)
 
-    def _make_parents(self, tx: ManagedTransaction, now: datetime, path: str) -> None:
+    def _make_parents(self, tx: SpaceWriter, now: datetime, path: str) -> None:
         """Create the directories above `path`, as mkdir -p would; a file in the way is an error."""
         run = lambda cypher, **p: self._run(tx, cypher, **p)  # noqa: E731
         parents = ancestors(path)
@@ -378,7 +370,7 @@ class GraphMemoryTool(BetaAbstractMemoryTool):
     def str_replace(self, command: BetaMemoryTool20250818StrReplaceCommand) -> str:
         path = canonical_path(command.path)
 
-        def work(tx: ManagedTransaction, now: datetime) -> str:
+        def work(tx: SpaceWriter, now: datetime) -> str:
             file = self._file_for_edit(tx, command.path, path)
             content: str = file["content"]
             count = content.count(command.old_str)
@@ -405,7 +397,7 @@ class GraphMemoryTool(BetaAbstractMemoryTool):
     def insert(self, command: BetaMemoryTool20250818InsertCommand) -> str:
         path = canonical_path(command.path)
 
-        def work(tx: ManagedTransaction, now: datetime) -> str:
+        def work(tx: SpaceWriter, now: datetime) -> str:
             file = self._file_for_edit(tx, command.path, path)
             lines = split_lines_keeping_cr(file["content"])
             if command.insert_line < 0 or command.insert_line > len(lines):
@@ -425,7 +417,7 @@ class GraphMemoryTool(BetaAbstractMemoryTool):
         if path == ROOT:
             raise ToolError("Cannot delete the /memories directory itself")
 
-        def work(tx: ManagedTransaction, now: datetime) -> str:
+        def work(tx: SpaceWriter, now: datetime) -> str:
             files = self._run(tx, DELETE_FILES, path=path, prefix=path + "/", now=now)[0]["deleted"]
             dirs = self._run(tx, DELETE_DIRS, path=path, prefix=path + "/")[0]["deleted"]
             if not files and not dirs:
@@ -439,7 +431,7 @@ class GraphMemoryTool(BetaAbstractMemoryTool):
         if old == ROOT:
             raise ToolError("Cannot rename the /memories directory itself")
 
-        def work(tx: ManagedTransaction, now: datetime) -> str:
+        def work(tx: SpaceWriter, now: datetime) -> str:
             run = lambda cypher, **p: self._run(tx, cypher, **p)  # noqa: E731
             if self._live_file(run, new) is not None or self._is_dir(run, new):
                 raise ToolError(f"The destination {command.new_path} already exists")
@@ -462,7 +454,7 @@ class GraphMemoryTool(BetaAbstractMemoryTool):
             raise ToolError(str(missing)) from None
 
     def clear_all_memory(self) -> str:
-        def work(tx: ManagedTransaction, now: datetime) -> str:
+        def work(tx: SpaceWriter, now: datetime) -> str:
             self._run(tx, DELETE_FILES, path=ROOT, prefix=ROOT + "/", now=now)
             self._run(tx, DELETE_DIRS, path=ROOT, prefix=ROOT + "/")
             return "All memory cleared"
@@ -503,11 +495,11 @@ class _NothingMoved(ToolError):
 _schema_ready: set[tuple[int, str]] = set()
 
 
-def ensure_memory_schema(driver: Driver, database: str = "neo4j") -> None:
-    """Create the memory tool's constraints and index once per driver and database."""
-    key = (id(driver), database)
+def ensure_memory_schema(gateway: Gateway) -> None:
+    """Create the memory tool's constraints and index once per gateway."""
+    key = (id(gateway), gateway.database)
     if key in _schema_ready:
         return
     for statement in SCHEMA:
-        driver.execute_query(statement, database_=database)
+        gateway.write(statement)
     _schema_ready.add(key)

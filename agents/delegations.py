@@ -28,19 +28,14 @@ import hashlib
 import logging
 import re
 import uuid
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
-
-from neo4j import ManagedTransaction
+from typing import Any
 
 from agents.briefing import Briefing, BriefContent, current
 from agents.briefs import DELEGATION_ID, Brief, BriefRequest, estimate_tokens, render_markdown
 from agents.outcomes import (
     ARTIFACT_KINDS,
     ARTIFACT_RELATIONS,
-    OPEN,
-    TERMINAL,
     AgentTrackRecord,
     DelegationState,
     ExtractionReport,
@@ -49,16 +44,14 @@ from agents.outcomes import (
     RecordedArtifact,
     RecordedLesson,
 )
-from graph import writes
 from graph.errors import InvalidInput, KgmemError, NotFound
-from graph.model import EntityIn, EntityRef, ObservationIn, Provenance, RelationIn, now
-from graph.records import native
-from graph.vocabulary import Kind, normalise_name
+from graph.model import EntityIn, EntityRef, ObservationIn, Provenance, RelationIn
+from graph.writes import SpaceWriter
+from graph.vocabulary import OPEN_STATUSES, TERMINAL_STATUSES, Kind, normalise_name
 from memory.extraction import ClaudeExtractor, GraphWrites, Skipped, lesson_name, to_graph_writes
 from memory.service import SpaceMemory
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # Delegation entity ids derive from (space, delegation id), so concurrent first briefs agree on one.
 ID_NAMESPACE = uuid.UUID("6f1d8a52-3c4b-4e8e-9a57-2b0f5d1c7e90")
@@ -198,11 +191,8 @@ class Delegations:
         ).gather()
         shown = content.shown_ids()
 
-        def unit(tx: ManagedTransaction) -> tuple[str, str, bool]:
-            return self._open_tx(tx, request, name, key, entity_id, project, shown)
-
-        entity_id, status, created = self._write(unit)
-        self._follow()
+        entity_id, status, created = self.graph.write(
+            lambda w: self._open_tx(w, request, name, key, entity_id, project, shown))
         return self._brief(request, name, entity_id, status, created, project, role, content)
 
     def _delegation_name(self, request: BriefRequest) -> str:
@@ -249,33 +239,32 @@ class Delegations:
                 f"delegation {delegation['name']} belongs to project {stored['name']!r}, not {project[1]!r}; "
                 "use a new delegation_id or idempotency_key for new work")
 
-    def _open_tx(self, tx: ManagedTransaction, request: BriefRequest, name: str, key: str, entity_id: str,
+    def _open_tx(self, w: SpaceWriter, request: BriefRequest, name: str, key: str, entity_id: str,
                  project: tuple[str | None, str] | None, shown: list[str]) -> tuple[str, str, bool]:
-        at = now()
-        locked = tx.run(LOCK_DELEGATION, space=self.space, key=key).single()
+        locked = w.row(LOCK_DELEGATION, key=key)
         if locked:
-            row = self._state_in(tx, key)
+            row = w.row(DELEGATION_STATE, key=key)
             self._same_delegation(row, request, project)
             if row["delegation"].get("shown_ids") is not None:  # a retry: now with what this brief showed too
-                status = tx.run(ADD_SHOWN, id=locked["id"], space=self.space, shown=shown).single()["status"]
+                status = w.row(ADD_SHOWN, id=locked["id"], shown=shown)["status"]
                 return locked["id"], status, False
             # else planned elsewhere and never briefed: this brief completes it
 
         attributes = {"task": request.task, "task_type": request.task_type, "agent_role": request.agent_role,
                       "idempotency_key": request.idempotency_key}
         provenance = Provenance(source="brief", delegation_id=name)
-        written = writes.upsert_entities_tx(tx, self.space, [EntityIn(
+        written = w.upsert_entities([EntityIn(
             id=entity_id, kind=Kind.DELEGATION, name=name, summary=request.task, provenance=provenance,
-            attributes={k: v for k, v in attributes.items() if v is not None})], at)
+            attributes={k: v for k, v in attributes.items() if v is not None})])
         entity_id = written[0]["id"]  # one planned elsewhere, or deleted before, keeps its own id
-        created = native(written[0]["created_at"]) == at
+        created = written[0]["created_at"] == w.at
         if project is not None:
             target = EntityRef(id=project[0]) if project[0] else EntityRef(kind=Kind.PROJECT, name=project[1])
-            writes.upsert_relations_tx(tx, self.space, [RelationIn(
-                source=EntityRef(id=entity_id), type="PART_OF", target=target, provenance=provenance)], at,
+            w.upsert_relations([RelationIn(
+                source=EntityRef(id=entity_id), type="PART_OF", target=target, provenance=provenance)],
                 create_missing=True)
         # Only a delegation that has no status yet starts as planned: a late retry never resets an outcome.
-        status = tx.run(SET_DEFAULTS, id=entity_id, space=self.space, shown=shown).single()["status"]
+        status = w.row(SET_DEFAULTS, id=entity_id, shown=shown)["status"]
         return entity_id, status, created
 
     def _brief(self, request: BriefRequest, name: str, entity_id: str, status: str, created: bool,
@@ -312,46 +301,39 @@ class Delegations:
         if request.extract and self.extractor is not None and request.summary:
             extraction_key = hashlib.sha256(normalise_name(request.summary).encode()).hexdigest()[:32]
 
-        def unit(tx: ManagedTransaction) -> dict[str, Any]:
-            return self._outcome_tx(tx, request, key, fingerprint, extraction_key)
-
-        applied = self._write(unit)
-        if applied["changed"]:
-            self._follow()
+        applied = self.graph.write(lambda w: self._outcome_tx(w, request, key, fingerprint, extraction_key))
         extraction = self._extraction(request, applied, extraction_key)
         state = self.get(request.delegation_id)
         agent = self.track_record(state.agent) if state.agent else None
         return OutcomeRecord(delegation=state, changed=applied["changed"], agent_record=agent, extraction=extraction)
 
-    def _outcome_tx(self, tx: ManagedTransaction, request: OutcomeRequest, key: str, fingerprint: str,
+    def _outcome_tx(self, w: SpaceWriter, request: OutcomeRequest, key: str, fingerprint: str,
                     extraction_key: str | None) -> dict[str, Any]:
-        at = now()
-        if not tx.run(LOCK_DELEGATION, space=self.space, key=key).single():
+        if not w.row(LOCK_DELEGATION, key=key):
             raise NotFound(f"no delegation {request.delegation_id!r} in this space; brief it first")
-        row = self._state_in(tx, key)
+        row = w.row(DELEGATION_STATE, key=key)
         delegation = row["delegation"]
         changed = fingerprint not in (delegation.get("outcome_keys") or [])
         if changed:
-            self._apply_outcome(tx, request, row, fingerprint, at)
+            self._apply_outcome(w, request, row, fingerprint)
         claimed = bool(extraction_key) and delegation.get("extraction_key") != extraction_key
         if claimed:
-            tx.run(CLAIM_EXTRACTION, id=delegation["id"], space=self.space, key=extraction_key).consume()
+            w.run(CLAIM_EXTRACTION, id=delegation["id"], key=extraction_key)
         return {"id": delegation["id"], "name": delegation["name"], "task": delegation.get("task"),
                 "project": row["project"], "changed": changed, "claimed": claimed,
                 "agent": request.agent or row["agent"]}
 
-    def _apply_outcome(self, tx: ManagedTransaction, request: OutcomeRequest, row: dict[str, Any],
-                       fingerprint: str, at: datetime) -> None:
+    def _apply_outcome(self, w: SpaceWriter, request: OutcomeRequest, row: dict[str, Any], fingerprint: str) -> None:
         delegation = row["delegation"]
         ref = EntityRef(id=delegation["id"])
         provenance = Provenance(source="outcome", agent=request.agent or row["agent"], delegation_id=delegation["name"])
         entities = [EntityIn(kind=Kind.DELEGATION, name=delegation["name"], provenance=provenance,
-                             attributes=self._outcome_attributes(request, delegation, fingerprint, at))]
+                             attributes=self._outcome_attributes(request, delegation, fingerprint, w.at))]
         relations: list[RelationIn] = []
 
         if request.agent:
             role = delegation.get("agent_role") or delegation.get("role")
-            known = tx.run(AGENT_ROLE, space=self.space, key=normalise_name(request.agent)).single()
+            known = w.row(AGENT_ROLE, key=normalise_name(request.agent))
             if role and (known is None or not known["role"]):
                 entities.append(EntityIn(kind=Kind.AGENT, name=request.agent, attributes={"role": role},
                                          provenance=provenance))
@@ -379,17 +361,16 @@ class Delegations:
             targets = [EntityRef(kind=t.kind, name=t.name) for t in lesson.applies_to] + ([project] if project else [])
             relations += [RelationIn(source=lesson_ref, type="APPLIES_TO", target=t, provenance=provenance) for t in targets]
 
-        writes.upsert_entities_tx(tx, self.space, entities, at)
+        w.upsert_entities(entities)
         if relations:
-            writes.upsert_relations_tx(tx, self.space, relations, at, create_missing=True)
+            w.upsert_relations(relations, create_missing=True)
         if request.summary:
-            writes.add_observations_tx(tx, self.space, [ObservationIn(entity=ref, text=request.summary,
-                                                                      provenance=provenance)], at)
+            w.add_observations([ObservationIn(entity=ref, text=request.summary, provenance=provenance)])
 
     def _outcome_attributes(self, request: OutcomeRequest, delegation: dict[str, Any], fingerprint: str,
                             at: datetime) -> dict[str, Any]:
         status = delegation.get("status")
-        if status in TERMINAL and request.status == "running":
+        if status in TERMINAL_STATUSES and request.status == "running":
             raise InvalidInput(
                 f"delegation {delegation['name']} already ended ({status}); a running update cannot reopen it")
         shown = set(delegation.get("shown_ids") or [])
@@ -404,7 +385,7 @@ class Delegations:
         if request.status == "running" and started is None:
             attributes["started_at"] = at
         ended = delegation.get("ended_at")
-        if request.status in TERMINAL:
+        if request.status in TERMINAL_STATUSES:
             if status != request.status or ended is None:
                 ended = attributes["ended_at"] = at
             if request.duration_s is None and started is not None and delegation.get("duration_s") is None:
@@ -435,8 +416,7 @@ class Delegations:
         try:
             return self._extract(request, applied)
         except KgmemError as exc:  # Claude or the graph refused; the outcome itself is recorded
-            self._write(lambda tx: tx.run(RELEASE_EXTRACTION, id=applied["id"], space=self.space,
-                                          key=extraction_key).consume())
+            self.graph.write(lambda w: w.run(RELEASE_EXTRACTION, id=applied["id"], key=extraction_key))
             log.warning("extraction for delegation %s failed: %s", applied["name"], exc)
             return ExtractionReport(status="failed", detail=str(exc),
                                     input_tokens=getattr(getattr(exc, "usage", None), "input_tokens", 0),
@@ -461,16 +441,14 @@ class Delegations:
                 found.relations.append(RelationIn(source=lesson_ref, type="APPLIES_TO",
                                                   target=EntityRef(id=applied["project"]["id"]), provenance=provenance))
 
-        def unit(tx: ManagedTransaction) -> None:
-            at = now()
-            writes.upsert_entities_tx(tx, self.space, found.entities, at)
+        def unit(w: SpaceWriter) -> None:
+            w.upsert_entities(found.entities)
             if found.observations:
-                writes.add_observations_tx(tx, self.space, found.observations, at, create_missing=True)
+                w.add_observations(found.observations, create_missing=True)
             if found.relations:
-                writes.upsert_relations_tx(tx, self.space, found.relations, at, create_missing=True)
+                w.upsert_relations(found.relations, create_missing=True)
 
-        self._write(unit)
-        self._follow()
+        self.graph.write(unit)
         return ExtractionReport(
             status="done", lessons=[lesson.summary or lesson.name for lesson in lessons], entities=len(found.entities),
             relations=len(found.relations), observations=len(found.observations),
@@ -489,7 +467,7 @@ class Delegations:
 
     def track_record(self, agent: str) -> AgentTrackRecord:
         """An agent's record over the delegations currently assigned to it."""
-        rows = self._rows(TRACK_RECORD, key=normalise_name(agent), open=list(OPEN))
+        rows = self._rows(TRACK_RECORD, key=normalise_name(agent), open=list(OPEN_STATUSES))
         if not rows:
             raise NotFound(f"no agent {agent!r} in this space")
         row = rows[0]
@@ -503,29 +481,11 @@ class Delegations:
 
     # -- plumbing -------------------------------------------------------------------------------
     def _rows(self, cypher: str, /, **params: Any) -> list[dict[str, Any]]:
-        records, _, _ = self.graph.driver.execute_query(
-            cypher, parameters_={"space": self.space, **params}, database_=self.graph.database, routing_="r")
-        return [native(record.data()) for record in records]
+        return self.graph.rows(cypher, **params)
 
     def _state_row(self, key: str) -> dict[str, Any] | None:
         rows = self._rows(DELEGATION_STATE, key=key)
         return rows[0] if rows else None
-
-    def _state_in(self, tx: ManagedTransaction, key: str) -> dict[str, Any]:
-        return native(tx.run(DELEGATION_STATE, space=self.space, key=key).single().data())
-
-    def _write(self, unit: Callable[[ManagedTransaction], T]) -> T:
-        """One managed transaction (retried by the driver on transient errors such as deadlocks)."""
-        driver = self.graph.driver
-        with driver.session(database=self.graph.database, bookmark_manager=driver.execute_query_bookmark_manager) as session:
-            return session.execute_write(unit)
-
-    def _follow(self) -> None:
-        # Neo4j has committed; if indexing fails the items stay pending and the reconciler finishes them.
-        try:
-            self.memory.service.sync.process_pending(space=self.space)
-        except Exception:  # noqa: BLE001 - never fail a committed write on the derived index
-            log.exception("vector sync failed for space %s; the reconciler will retry", self.space)
 
 
 def _own_delegation(found: GraphWrites, name: str, delegation_id: str) -> GraphWrites:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from agents.tools import Tool, ToolContext
 from graph.errors import InvalidInput, NotFound
 from graph.model import (
+    MAX_TEXT_CHARS,
     Entity,
     EntityHistory,
     EntityIn,
@@ -28,7 +29,7 @@ from graph.model import (
     Text,
     validate_attributes,
 )
-from graph.cypher import run_read_only
+from graph.guard import run_read_only
 from graph.reports import REPORTS, run_report
 from graph.vocabulary import RELATION_GROUPS, Kind, relation_type
 from memory.free_text import AddMemoryRequest, SearchMemoryRequest
@@ -182,7 +183,7 @@ class EntityInput(ToolInput):
     entity_type: str | None = Field(default=None, max_length=100,
                                     description="For kind Thing: your own short type, e.g. 'team' or 'metric'")
     aliases: list[Name] = Field(default_factory=list, max_length=50, description="Other names it goes by")
-    summary: str | None = Field(default=None, max_length=20_000, description="One or two sentences on what it is")
+    summary: str | None = Field(default=None, max_length=MAX_TEXT_CHARS, description="One or two sentences on what it is")
     attributes: dict[str, Any] = Field(
         default_factory=dict,
         description=("snake_case key -> string, number, boolean or ISO date-time. Usual keys: Project status, domain; "
@@ -200,7 +201,7 @@ class UpsertEntitiesInput(ToolInput):
 
 
 def _upsert_entities(context: ToolContext, params: UpsertEntitiesInput) -> Any:
-    written = context.memory.upsert_entities([
+    written = context.memory.graph.upsert_entities([
         EntityIn(kind=e.kind, name=e.name, entity_type=e.entity_type, aliases=e.aliases, summary=e.summary,
                  attributes=e.attributes, provenance=context.provenance)
         for e in params.entities
@@ -233,7 +234,7 @@ class RecordObservationsInput(ToolInput):
 
 
 def _record_observations(context: ToolContext, params: RecordObservationsInput) -> Any:
-    written = context.memory.add_observations([
+    written = context.memory.graph.add_observations([
         ObservationIn(entity=o.entity, text=o.text, valid_from=o.valid_from, supersedes=o.supersedes,
                       provenance=context.provenance)
         for o in params.observations
@@ -276,7 +277,7 @@ class RecordRelationsInput(ToolInput):
 
 
 def _record_relations(context: ToolContext, params: RecordRelationsInput) -> Any:
-    written = context.memory.upsert_relations([
+    written = context.memory.graph.upsert_relations([
         RelationIn(source=r.source, type=r.type, target=r.target, valid_from=r.valid_from,
                    provenance=context.provenance)
         for r in params.relations
@@ -346,7 +347,7 @@ class RetractObservationsInput(ToolInput):
 
 
 def _retract_observations(context: ToolContext, params: RetractObservationsInput) -> Any:
-    return {"retracted": context.memory.retract_observations(params.observation_ids)}
+    return {"retracted": context.memory.graph.retract_observations(params.observation_ids)}
 
 
 RETRACT_OBSERVATIONS = Tool(
@@ -365,7 +366,7 @@ class RetractEntityInput(ToolInput):
 
 def _retract_entity(context: ToolContext, params: RetractEntityInput) -> Any:
     entity = resolve_entity(context, params.entity)
-    return {"entity": entity_view(entity), "retracted": context.memory.retract_entity(entity.id)}
+    return {"entity": entity_view(entity), "retracted": context.memory.graph.retract_entity(entity.id)}
 
 
 RETRACT_ENTITY = Tool(
@@ -392,9 +393,8 @@ class ReportInput(ToolInput):
 def _report(context: ToolContext, params: ReportInput) -> Any:
     if "space" in params.parameters:
         raise InvalidInput("leave out space: reports run on this space only")
-    graph = context.memory.graph
-    result = run_report(graph.driver, params.name, {**params.parameters, "space": context.space},
-                        database=graph.database, max_rows=200)
+    result = run_report(context.memory.graph.gateway, params.name, {**params.parameters, "space": context.space},
+                        max_rows=200)
     return {"columns": result.columns, "rows": result.rows, "truncated": result.truncated}
 
 
@@ -417,9 +417,8 @@ class CypherInput(ToolInput):
 
 
 def _cypher(context: ToolContext, params: CypherInput) -> Any:
-    graph = context.memory.graph
-    result = run_read_only(graph.driver, params.query, {**params.params, "space": context.space},
-                           database=graph.database, max_rows=200)
+    result = run_read_only(context.memory.graph.gateway, params.query, {**params.params, "space": context.space},
+                           max_rows=200)
     return {"columns": result.columns, "rows": result.rows, "truncated": result.truncated}
 
 

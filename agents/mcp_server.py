@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import mcp_types as types
@@ -31,8 +31,16 @@ from mcp.server.lowlevel import Server
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.graph_tools import CYPHER_READ
-from agents.tools import ToolContext, ToolExecutor, ToolRegistry, default_registry, describe_invalid_input
-from graph.errors import KgmemError
+from agents.toolsets import parse_toolsets
+from agents.toolsets import registry as toolset_registry
+from agents.tools import (
+    ToolContext,
+    ToolExecutor,
+    ToolRegistry,
+    describe_error,
+    describe_invalid_input,
+)
+from graph.errors import KgmemError, Unavailable
 from graph.mcp_memory import (
     DEFAULT_PAGE,
     DEFAULT_SEARCH_LIMIT,
@@ -47,8 +55,10 @@ from graph.mcp_memory import (
     ObservationAddition,
     ObservationDeletion,
     ObservationsAdded,
+    RelationScope,
 )
 from graph.model import Provenance
+from memory.schemas import tool_input_schema, tool_output_schema
 from memory.service import MemoryService, SpaceMemory
 
 log = logging.getLogger(__name__)
@@ -71,112 +81,14 @@ class McpCaller:
     agent: str | None = None
     can_write: bool = True
     can_cypher: bool = False  # may run cypher_read, which is not confined to one space
+    toolsets: tuple[str, ...] | None = None  # the caller's choice among the server's toolsets; None: all of them
 
 
 class CallerRefused(KgmemError):
     """The transport could not establish a caller for this request (it says why)."""
 
 
-# -- the reference tools: input fields as the reference declares them -------------------------------
-
-_ENTITY = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "description": "The name of the entity"},
-        "entityType": {"type": "string", "description": "The type of the entity"},
-        "observations": {"type": "array", "items": {"type": "string"},
-                         "description": "An array of observation contents associated with the entity"},
-    },
-    "required": ["name", "entityType", "observations"],
-}
-_RELATION = {
-    "type": "object",
-    "properties": {
-        "from": {"type": "string", "description": "The name of the entity where the relation starts"},
-        "to": {"type": "string", "description": "The name of the entity where the relation ends"},
-        "relationType": {"type": "string", "description": "The type of the relation"},
-    },
-    "required": ["from", "to", "relationType"],
-}
-_RELATION_SCOPE = {
-    "type": "string", "enum": ["touching", "among"], "default": "touching",
-    "description": "kgmem: 'touching' (the reference's answer) returns the relations with at least one end among the "
-                   "entities found; 'among' only those between them",
-}
-
-REFERENCE_INPUT_SCHEMAS: dict[str, dict[str, Any]] = {
-    "create_entities": {
-        "type": "object", "properties": {"entities": {"type": "array", "items": _ENTITY}}, "required": ["entities"],
-    },
-    "create_relations": {
-        "type": "object", "properties": {"relations": {"type": "array", "items": _RELATION}}, "required": ["relations"],
-    },
-    "add_observations": {
-        "type": "object",
-        "properties": {"observations": {"type": "array", "items": {
-            "type": "object",
-            "properties": {
-                "entityName": {"type": "string", "description": "The name of the entity to add the observations to"},
-                "contents": {"type": "array", "items": {"type": "string"},
-                             "description": "An array of observation contents to add"},
-            },
-            "required": ["entityName", "contents"],
-        }}},
-        "required": ["observations"],
-    },
-    "delete_entities": {
-        "type": "object",
-        "properties": {"entityNames": {"type": "array", "items": {"type": "string"},
-                                       "description": "An array of entity names to delete"}},
-        "required": ["entityNames"],
-    },
-    "delete_observations": {
-        "type": "object",
-        "properties": {"deletions": {"type": "array", "items": {
-            "type": "object",
-            "properties": {
-                "entityName": {"type": "string", "description": "The name of the entity containing the observations"},
-                "observations": {"type": "array", "items": {"type": "string"},
-                                 "description": "An array of observations to delete"},
-            },
-            "required": ["entityName", "observations"],
-        }}},
-        "required": ["deletions"],
-    },
-    "delete_relations": {
-        "type": "object",
-        "properties": {"relations": {"type": "array", "items": _RELATION, "description": "An array of relations to delete"}},
-        "required": ["relations"],
-    },
-    "read_graph": {
-        "type": "object",
-        "properties": {
-            "cursor": {"type": "string", "description": "kgmem: nextCursor from the previous page; omit for the first"},
-            "limit": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE,
-                      "description": "kgmem: entities per page"},
-        },
-    },
-    "search_nodes": {
-        "type": "object",
-        "properties": {
-            "query": {"type": "string",
-                      "description": "The search query to match against entity names, types, and observation content"},
-            "limit": {"type": "integer", "minimum": 1, "maximum": MAX_SEARCH_LIMIT, "default": DEFAULT_SEARCH_LIMIT,
-                      "description": "kgmem: at most this many entities"},
-            "relations": _RELATION_SCOPE,
-        },
-        "required": ["query"],
-    },
-    "open_nodes": {
-        "type": "object",
-        "properties": {
-            "names": {"type": "array", "items": {"type": "string"}, "description": "An array of entity names to retrieve"},
-            "relations": _RELATION_SCOPE,
-        },
-        "required": ["names"],
-    },
-}
-
+# -- the reference tools: their input models' schemas are the reference's, field for field -------------
 
 class _Args(BaseModel):
     # As the reference (zod objects), fields it does not know are ignored.
@@ -196,7 +108,7 @@ class AddObservationsArgs(_Args):
 
 
 class DeleteEntitiesArgs(_Args):
-    entity_names: list[str] = Field(alias="entityNames")
+    entity_names: list[str] = Field(alias="entityNames", description="An array of entity names to delete")
 
 
 class DeleteObservationsArgs(_Args):
@@ -204,23 +116,28 @@ class DeleteObservationsArgs(_Args):
 
 
 class DeleteRelationsArgs(_Args):
-    relations: list[McpRelation]
+    relations: list[McpRelation] = Field(description="An array of relations to delete")
 
 
 class ReadGraphArgs(_Args):
-    cursor: str | None = None
-    limit: int = Field(DEFAULT_PAGE, ge=1, le=MAX_PAGE)
+    cursor: str | None = Field(None, description="kgmem: nextCursor from the previous page; omit for the first")
+    limit: int = Field(DEFAULT_PAGE, ge=1, le=MAX_PAGE, description="kgmem: entities per page")
+
+
+RelationsShown = Field("touching", description=(
+    "kgmem: 'touching' (the reference's answer) returns the relations with at least one end among the "
+    "entities found; 'among' only those between them"))
 
 
 class SearchNodesArgs(_Args):
-    query: str
-    limit: int = Field(DEFAULT_SEARCH_LIMIT, ge=1, le=MAX_SEARCH_LIMIT)
-    relations: Literal["touching", "among"] = "touching"
+    query: str = Field(description="The search query to match against entity names, types, and observation content")
+    limit: int = Field(DEFAULT_SEARCH_LIMIT, ge=1, le=MAX_SEARCH_LIMIT, description="kgmem: at most this many entities")
+    relations: RelationScope = RelationsShown
 
 
 class OpenNodesArgs(_Args):
-    names: list[str]
-    relations: Literal["touching", "among"] = "touching"
+    names: list[str] = Field(description="An array of entity names to retrieve")
+    relations: RelationScope = RelationsShown
 
 
 # What the reference's handlers put in structuredContent, as models (for the output schemas).
@@ -252,7 +169,7 @@ class ReferenceTool:
 
     @property
     def input_schema(self) -> dict[str, Any]:
-        return REFERENCE_INPUT_SCHEMAS[self.name]
+        return tool_input_schema(self.args)
 
 
 def _graph_text(graph: KnowledgeGraph) -> tuple[Any, BaseModel]:
@@ -303,24 +220,6 @@ REFERENCE_TOOLS: tuple[ReferenceTool, ...] = (
 REFERENCE_TOOL_NAMES = tuple(tool.name for tool in REFERENCE_TOOLS)
 
 
-def output_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """`model`'s serialised JSON (reference field names), self-contained: $refs inlined."""
-    schema = model.model_json_schema(mode="serialization", by_alias=True)
-    defs = schema.pop("$defs", {})
-
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            if "$ref" in node:
-                return inline({**defs[node["$ref"].removeprefix("#/$defs/")], **{k: v for k, v in node.items()
-                                                                                  if k != "$ref"}})
-            return {key: inline(value) for key, value in node.items() if key != "title"}
-        if isinstance(node, list):
-            return [inline(item) for item in node]
-        return node
-
-    return inline(schema)
-
-
 def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -339,20 +238,24 @@ class KgmemMcp:
     """The MCP server over one MemoryService; every call acts on the space `caller(ctx)` names."""
 
     def __init__(self, memory: Callable[[], MemoryService], caller: Callable[[ServerRequestContext], McpCaller], *,
-                 registry: ToolRegistry | None = None,
+                 toolsets: str | Iterable[str] | None = None, registry: ToolRegistry | None = None,
                  extras: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
                  version: str = "") -> None:
-        """`extras` go into every tool call's context (e.g. `extractor`); a callable is asked on each call."""
+        """`toolsets` (agents/toolsets.py; default all) choose the tools: "core" brings the reference server's
+        nine, "admin" cypher_read for callers trusted with it. `extras` go into every tool call's context
+        (e.g. `extractor`); a callable is asked on each call."""
         self.memory = memory
         self.caller = caller
-        self.registry = registry if registry is not None else default_registry()
-        self.cypher = ToolRegistry([CYPHER_READ])  # listed and run only for callers with can_cypher
+        chosen = parse_toolsets(toolsets)
+        self.registry = registry if registry is not None else toolset_registry(chosen)
+        # listed and run only for callers with can_cypher
+        self.cypher = ToolRegistry([CYPHER_READ] if "admin" in chosen else [])
+        self._reference = {tool.name: tool for tool in REFERENCE_TOOLS} if "core" in chosen else {}
         fixed = {} if callable(extras) else dict(extras or {})
         self.extras: Callable[[], Mapping[str, Any]] = extras if callable(extras) else (lambda: fixed)
         clashes = set(REFERENCE_TOOL_NAMES) & set([*self.registry.names(), *self.cypher.names()])
         if clashes:
             raise ValueError(f"kgmem tools may not reuse the reference tool names: {', '.join(sorted(clashes))}")
-        self._reference = {tool.name: tool for tool in REFERENCE_TOOLS}
         self.server: Server[Any] = Server(SERVER_NAME, version=version, instructions=INSTRUCTIONS,
                                           on_list_tools=self._list_tools, on_call_tool=self._call_tool)
 
@@ -362,12 +265,12 @@ class KgmemMcp:
         listed = [
             types.Tool(
                 name=tool.name, title=tool.title, description=tool.description, input_schema=tool.input_schema,
-                output_schema=output_schema(tool.output),
+                output_schema=tool_output_schema(tool.output),
                 annotations=types.ToolAnnotations(
                     title=tool.title, read_only_hint=tool.read_only, destructive_hint=tool.destructive,
                     idempotent_hint=True, open_world_hint=False),
             )
-            for tool in REFERENCE_TOOLS
+            for tool in self._references(caller).values()
         ]
         listed += [
             types.Tool(
@@ -381,9 +284,16 @@ class KgmemMcp:
         return listed
 
     def _own(self, caller: McpCaller | None) -> ToolRegistry:
-        if caller is not None and caller.can_cypher:
-            return ToolRegistry([*self.registry, *self.cypher])
-        return self.registry
+        tools = [*self.registry, *self.cypher] if caller is not None and caller.can_cypher else list(self.registry)
+        if caller is not None and caller.toolsets is not None:
+            chosen = toolset_registry(caller.toolsets).names() + (["cypher_read"] if "admin" in caller.toolsets else [])
+            tools = [tool for tool in tools if tool.name in chosen]
+        return ToolRegistry(tools)
+
+    def _references(self, caller: McpCaller | None) -> dict[str, ReferenceTool]:
+        if caller is not None and caller.toolsets is not None and "core" not in caller.toolsets:
+            return {}
+        return self._reference
 
     async def _list_tools(self, ctx: ServerRequestContext, params: types.PaginatedRequestParams | None
                           ) -> types.ListToolsResult:
@@ -405,17 +315,21 @@ class KgmemMcp:
     def call(self, caller: McpCaller, name: str, arguments: Mapping[str, Any]) -> types.CallToolResult:
         """Run one tool for `caller`; every failure a client can act on is an `is_error` result."""
         own = self._own(caller)
-        reference = self._reference.get(name)
+        references = self._references(caller)
+        reference = references.get(name)
         tool = own.get(name)
         if reference is None and tool is None:
             if name in self.cypher:
                 return _error(f"{name} reads every space, so it needs an API key with the 'cypher' scope bound to "
                               "all spaces ('*'), or `kgmem mcp --cypher`")
-            return _error(f"Unknown tool {name!r}. The tools are: {', '.join([*REFERENCE_TOOL_NAMES, *own.names()])}.")
+            return _error(f"Unknown tool {name!r}. The tools are: {', '.join([*references, *own.names()])}.")
         read_only = reference.read_only if reference else tool.read_only
         if not read_only and not caller.can_write:
             return _error(f"{name} writes to the graph, and this API key lacks the 'write' scope")
-        space = self.memory().space(caller.space)
+        try:
+            space = self.memory().space(caller.space)
+        except KgmemError as exc:  # the service could not open: Neo4j or Chroma down, most likely
+            return _error(describe_error(name, exc))
         provenance = Provenance(source="mcp", agent=caller.agent)
         if reference is not None:
             return self._call_reference(reference, space, provenance, arguments)
@@ -431,9 +345,8 @@ class KgmemMcp:
         except ValidationError as exc:
             return _error(describe_invalid_input(tool.name, tool.input_schema, exc))
         except KgmemError as exc:
-            return _error(str(exc))
-        if not tool.read_only:
-            _follow(space)
+            # The reference server's errors are the message alone; only a dependency being down says to retry.
+            return _error(describe_error(tool.name, exc) if isinstance(exc, Unavailable) else str(exc))
         return types.CallToolResult(content=[types.TextContent(text=_text(shown))],
                                     structured_content=structured.model_dump(mode="json", by_alias=True))
 
@@ -443,11 +356,3 @@ class KgmemMcp:
 
         async with stdio_server() as (read, write):
             await self.server.run(read, write, self.server.create_initialization_options())
-
-
-def _follow(space: SpaceMemory) -> None:
-    """The reference tools write through the graph layer; the vectors follow, as for every other write."""
-    try:
-        space.service.sync.process_pending(space=space.space)
-    except Exception:  # noqa: BLE001 - Neo4j has committed; the reconciler finishes what this leaves
-        log.exception("vector sync after an MCP write failed for space %s; the reconciler will retry", space.space)

@@ -466,7 +466,7 @@ class MlMemory:
         if request.dataset and request.dataset_uri:
             entities.append(EntityIn(kind=Kind.DATASET, name=request.dataset, attributes={"uri": request.dataset_uri},
                                      provenance=request.provenance))
-        (experiment, *_) = self.memory.upsert_entities(entities)
+        (experiment, *_) = self.memory.graph.upsert_entities(entities)
 
         this = EntityRef(id=experiment.id)
         relations = [self._relation(this, "PART_OF", Kind.PROJECT, request.project, request.provenance)]
@@ -476,7 +476,7 @@ class MlMemory:
             model = EntityRef(kind=Kind.MODEL, name=request.model)
             relations.append(RelationIn(source=model, type="EVALUATED_IN", target=this, provenance=request.provenance))
             relations.append(self._relation(model, "PART_OF", Kind.PROJECT, request.project, request.provenance))
-        self.memory.upsert_relations(relations, create_missing=True)
+        self.memory.graph.upsert_relations(relations, create_missing=True)
         return self._experiments([experiment.id])[0]
 
     def record_model(self, request: ModelIn) -> Lineage:
@@ -484,10 +484,10 @@ class MlMemory:
         for key in ("task", "framework"):
             if getattr(request, key) is not None:
                 attributes[key] = getattr(request, key)
-        (model,) = self.memory.upsert_entities([EntityIn(kind=Kind.MODEL, name=request.name, attributes=attributes,
+        (model,) = self.memory.graph.upsert_entities([EntityIn(kind=Kind.MODEL, name=request.name, attributes=attributes,
                                                          provenance=request.provenance)])
         if request.project:
-            self.memory.upsert_relations(
+            self.memory.graph.upsert_relations(
                 [self._relation(EntityRef(id=model.id), "PART_OF", Kind.PROJECT, request.project, request.provenance)],
                 create_missing=True)
         return self.lineage(LineageQuery(model=request.name))
@@ -508,7 +508,7 @@ class MlMemory:
         if request.dataset and request.dataset_uri:
             entities.append(EntityIn(kind=Kind.DATASET, name=request.dataset, attributes={"uri": request.dataset_uri},
                                      provenance=request.provenance))
-        (version, *_) = self.memory.upsert_entities(entities)
+        (version, *_) = self.memory.graph.upsert_entities(entities)
 
         this = EntityRef(id=version.id)
         relations = [self._relation(this, "VERSION_OF", Kind.MODEL, request.model, request.provenance)]
@@ -520,7 +520,7 @@ class MlMemory:
         if request.experiment:
             relations.append(RelationIn(source=EntityRef(kind=Kind.EXPERIMENT, name=request.experiment),
                                         type="PRODUCED", target=this, provenance=request.provenance))
-        self.memory.upsert_relations(relations, create_missing=True)
+        self.memory.graph.upsert_relations(relations, create_missing=True)
         self._write_features(version.id, request.features, request.feature_importance, request.provenance)
         if request.stage:
             self._set_stage(version.id, name, request.stage, request.stage_since or request.registered_at,
@@ -555,7 +555,7 @@ class MlMemory:
         existing = self._rows(FIND_ENTITY, kind=Kind.INCIDENT.value, key=normalise_name(name))
         if not existing:  # recording the same event again leaves its status (and its resolution) alone
             attributes["status"] = "open"
-        (incident,) = self.memory.upsert_entities([EntityIn(
+        (incident,) = self.memory.graph.upsert_entities([EntityIn(
             kind=Kind.INCIDENT, name=name, summary=summary,
             attributes={k: v for k, v in attributes.items() if v is not None}, provenance=request.provenance)])
         this = EntityRef(id=incident.id)
@@ -567,7 +567,7 @@ class MlMemory:
         if request.feature:
             relations.append(RelationIn(source=EntityRef(kind=Kind.FEATURE, name=request.feature), type="CAUSED",
                                         target=this, provenance=request.provenance))
-        self.memory.upsert_relations(relations, create_missing=True)
+        self.memory.graph.upsert_relations(relations, create_missing=True)
         return DriftRecord(incident_id=incident.id, incident=incident.name, severity=request.severity,
                            status=str(incident.attributes.get("status", "open")))
 
@@ -644,10 +644,7 @@ class MlMemory:
 
     # -- helpers ------------------------------------------------------------------------------
     def _rows(self, cypher: str, /, **params: Any) -> list[dict[str, Any]]:
-        graph = self.memory.graph
-        records, _, _ = graph.driver.execute_query(
-            cypher, parameters_={"space": self.space, **params}, database_=graph.database, routing_="r")
-        return [record.data() for record in records]
+        return self.memory.graph.rows(cypher, **params)
 
     @staticmethod
     def _relation(source: EntityRef, rel_type: str, kind: Kind, name: str, provenance: Provenance) -> RelationIn:
@@ -668,15 +665,15 @@ class MlMemory:
         return rows[0] if rows else None
 
     def _set_stage(self, version_id: str, name: str, stage: str, at: datetime | None, provenance: Provenance) -> None:
-        self.memory.upsert_entities([EntityIn(kind=Kind.THING, entity_type=STAGE_TYPE, name=stage,
+        self.memory.graph.upsert_entities([EntityIn(kind=Kind.THING, entity_type=STAGE_TYPE, name=stage,
                                               summary=f"The {stage} stage of model versions")])
-        self.memory.upsert_relations([RelationIn(
+        self.memory.graph.upsert_relations([RelationIn(
             source=EntityRef(id=version_id), type="IN_STAGE", target=EntityRef(kind=Kind.THING, name=stage),
             valid_from=at, provenance=provenance)])
         # The property follows the current fact, which a late-arriving older change does not replace.
         current = self._rows(CURRENT_STAGE, id=version_id)
         if current:
-            self.memory.upsert_entities([EntityIn(kind=Kind.MODEL_VERSION, name=name,
+            self.memory.graph.upsert_entities([EntityIn(kind=Kind.MODEL_VERSION, name=name,
                                                   attributes={"stage": current[0]["stage"]}, provenance=provenance)])
 
     def _write_features(self, version_id: str, features: list[str], importance: dict[str, float],
@@ -693,7 +690,7 @@ class MlMemory:
                    if k in current and weight is not None and current[k]["weight"] != weight]
         if changed:
             self.memory.graph.retract_relations(changed)
-        self.memory.upsert_relations([
+        self.memory.graph.upsert_relations([
             RelationIn(source=this, type="USES_FEATURE", target=EntityRef(kind=Kind.FEATURE, name=name), weight=weight,
                        provenance=provenance)
             for name, weight in wanted.values()], create_missing=True)

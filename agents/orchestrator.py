@@ -23,7 +23,8 @@ from pydantic import Field
 from agents import delegation_tools
 from agents.graph_tools import ToolInput
 from agents.outcomes import OutcomeRequest
-from agents.tools import Tool, ToolContext, ToolExecutor, ToolOutcome, ToolRegistry, default_registry
+from agents.tools import Tool, ToolContext, ToolExecutor, ToolOutcome, ToolRegistry
+from agents.toolsets import default_registry
 from graph.errors import KgmemError, NotFound
 from graph.model import Name, Provenance
 from memory.service import SpaceMemory

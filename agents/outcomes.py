@@ -11,12 +11,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
 
 from agents.briefs import DelegationId
-from graph.model import Name, require_visible, validate_attributes
-from graph.vocabulary import Kind
+from graph.model import MAX_TEXT_CHARS, Name, require_visible, validate_attributes
+from graph.vocabulary import Kind, OutcomeStatus
 
-OutcomeStatus = Literal["running", "succeeded", "failed", "cancelled"]
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
-OPEN = ("planned", "running")
 
 ArtifactKind = Literal["model", "model_version", "feature", "experiment", "dataset"]
 ARTIFACT_KINDS: dict[str, Kind] = {
@@ -40,7 +37,7 @@ class OutcomeArtifact(BaseModel):
         default="produced", description="produced: the delegation made it (PRODUCED); used: it worked from it (DEPENDS_ON)",
     )
     model: Name | None = Field(default=None, description="For a model_version: the model it is a version of")
-    summary: str | None = Field(default=None, max_length=2000, description="One or two sentences on what it is")
+    summary: str | None = Field(default=None, max_length=MAX_TEXT_CHARS, description="One or two sentences on what it is")
     metrics: dict[MetricKey, FiniteFloat] = Field(
         default_factory=dict, max_length=30, description="Its scores, e.g. {\"auc\": 0.91}; stored as metric_<name>",
     )
@@ -74,7 +71,7 @@ class LessonTarget(BaseModel):
 class OutcomeLesson(BaseModel):
     """Something learned that should change how future work is done."""
 
-    text: Annotated[str, Field(min_length=10, max_length=500), AfterValidator(require_visible)] = Field(
+    text: Annotated[str, Field(min_length=10, max_length=MAX_TEXT_CHARS), AfterValidator(require_visible)] = Field(
         description="The lesson as an instruction for future work, understandable on its own",
     )
     severity: Literal["low", "medium", "high"] = Field(
@@ -92,7 +89,7 @@ class OutcomeRequest(BaseModel):
 
     delegation_id: DelegationId = Field(description="The id the brief returned")
     status: OutcomeStatus = Field(description="running for a progress update; succeeded, failed or cancelled when it ends")
-    summary: Annotated[str, Field(max_length=20_000), AfterValidator(require_visible)] | None = Field(
+    summary: Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(require_visible)] | None = Field(
         default=None, description="What happened, in plain language; kept as the delegation's outcome and found by recall",
     )
     failure_cause: str | None = Field(default=None, max_length=1000, description="Why it failed, in one sentence")

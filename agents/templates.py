@@ -175,11 +175,8 @@ RETURN d {.*} AS entity
 
 
 def _existing(memory: SpaceMemory, names: Iterable[str]) -> dict[str, Entity]:
-    graph = memory.graph
-    records_, _, _ = graph.driver.execute_query(
-        EXISTING_DELEGATIONS, keys=sorted({normalise_name(name) for name in names}), space=graph.space,
-        database_=graph.database, routing_="r")
-    return {record["entity"]["name_key"]: records.entity(record["entity"]) for record in records_}
+    rows = memory.graph.rows(EXISTING_DELEGATIONS, keys=sorted({normalise_name(name) for name in names}))
+    return {row["entity"]["name_key"]: records.entity(row["entity"]) for row in rows}
 
 
 def instantiate(
@@ -211,7 +208,7 @@ def instantiate(
             entities.append(EntityIn(kind=Kind.DELEGATION, name=name, summary=task.task, attributes=attributes,
                                      provenance=provenance))
     if entities:
-        memory.upsert_entities(entities)
+        memory.graph.upsert_entities(entities)
 
     relations = []
     for previous, phase in zip([None, *template.phases], template.phases):
@@ -223,7 +220,7 @@ def instantiate(
                 relations.append(RelationIn(source=this, type="DEPENDS_ON",
                                             target=EntityRef(kind=Kind.DELEGATION, name=names[before.title]),
                                             provenance=provenance))
-    memory.upsert_relations(relations)
+    memory.graph.upsert_relations(relations)
 
     now_existing = _existing(memory, names.values())
     (project_row,) = memory.graph.find_by_name(project, kind=Kind.PROJECT)

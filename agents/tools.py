@@ -6,7 +6,7 @@ blocks with `tool_result` blocks and never raises for a bad call: invalid input,
 unknown tool and kgmem's own errors come back as `is_error` results that say what to fix,
 so Claude can correct itself on the next turn.
 
-    executor = ToolExecutor(default_registry(), ToolContext(memory.space("acme")))
+    executor = ToolExecutor(registry(["core", "delegation"]), ToolContext(memory.space("acme")))  # agents/toolsets.py
     client.messages.create(..., tools=executor.definitions())
     executor.tool_results(message)                      # the user turn answering its tool_use blocks
 
@@ -28,9 +28,9 @@ import pydantic_core
 from anthropic.lib.tools import BetaBuiltinFunctionTool, ToolError
 from pydantic import BaseModel, ValidationError
 
-from graph.errors import KgmemError
+from graph.errors import KgmemError, Unavailable
 from graph.model import Provenance
-from memory.extraction import tool_input_schema
+from memory.schemas import tool_input_schema
 from memory.service import SpaceMemory
 
 log = logging.getLogger(__name__)
@@ -88,9 +88,7 @@ class Tool:
 
     @cached_property
     def input_schema(self) -> dict[str, Any]:
-        schema = tool_input_schema(self.input_model)
-        schema.setdefault("properties", {})
-        return schema
+        return tool_input_schema(self.input_model)
 
     def definition(self) -> dict[str, Any]:
         """The Messages API `tools[]` entry."""
@@ -133,13 +131,6 @@ class ToolRegistry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._tools
-
-
-def default_registry() -> ToolRegistry:
-    """Every kgmem tool: graph, recall and free-text memory, delegations, ML memory."""
-    from agents import tool_catalog
-
-    return ToolRegistry(tool_catalog.all_tools())
 
 
 # -- outcomes ---------------------------------------------------------------------------------------
@@ -294,7 +285,7 @@ class ToolExecutor:
         except ValidationError as exc:  # a model built inside the handler: still the caller's input
             return ToolOutcome(describe_invalid_input(tool.name, tool.input_schema, exc), is_error=True)
         except KgmemError as exc:
-            return ToolOutcome(f"{name} failed: {exc}", is_error=True)
+            return ToolOutcome(describe_error(name, exc), is_error=True)
         except Exception:  # noqa: BLE001 - a bug must not kill the agent's loop; it is logged with its trace
             log.exception("tool %s failed", name)
             return ToolOutcome(f"{name} failed with an internal error; it has been logged. "
@@ -317,6 +308,14 @@ class ToolExecutor:
     def runner_tools(self) -> list[RunnerTool]:
         """The tools as objects `client.beta.messages.tool_runner(tools=...)` runs itself."""
         return [RunnerTool(self, tool) for tool in self.registry]
+
+
+def describe_error(name: str, exc: KgmemError) -> str:
+    """What an agent reads when a tool fails: a dependency being down is said to be temporary."""
+    if isinstance(exc, Unavailable):
+        return (f"{name} is unavailable right now: {exc}. This is temporary ({exc.dependency} is down or busy): "
+                "retry the same call in a few seconds.")
+    return f"{name} failed: {exc}"
 
 
 class RunnerTool(BetaBuiltinFunctionTool):

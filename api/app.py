@@ -15,9 +15,9 @@ from api import mcp_http, observability, problems
 from api.auth import KeyStore
 from api.idempotency import IdempotencyStore
 from api.jobs import JobStore
-from api.limits import RateLimiter
+from api.limits import QueryTimeLimit, RateLimiter
 from api.routes import admin, analysts, delegations, entities, health, memories, ml, observations, recall
-from api.services import Services
+from api.services import open_services
 from graph import Settings, get_settings
 from memory import Embedder
 
@@ -31,14 +31,14 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services.create(settings, embedder=embedder, anthropic_client=anthropic_client)
+        services = open_services(settings, embedder=embedder, anthropic_client=anthropic_client)
         observability.instrument_services(services, app.state.metrics)  # before anything opens a client
         app.state.services = services
         app.state.auth_disabled = settings.auth_disabled
-        app.state.key_store = KeyStore(None, settings.neo4j_database)  # type: ignore[arg-type] - driver set per use
+        app.state.key_store = KeyStore(services.gateway)
         app.state.rate_limiter = RateLimiter(settings.api_rate_limit_per_minute)
-        app.state.idempotency = IdempotencyStore(services.neo4j, settings.neo4j_database, settings.api_idempotency_ttl_s)
-        app.state.jobs = JobStore(services.neo4j, settings.neo4j_database)
+        app.state.idempotency = IdempotencyStore(services.gateway, settings.api_idempotency_ttl_s)
+        app.state.jobs = JobStore(services.gateway)
         start_bootstrap(app)
         services.start_background_work()
         try:
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         lifespan=lifespan,
     )
     problems.install(app, max_body_bytes=settings.api_max_body_bytes)
+    app.add_middleware(QueryTimeLimit, seconds=settings.api_query_timeout_s)
     observability.install(app)
     app.include_router(health.router)
     for router in (entities.router, observations.router, recall.router, memories.router, delegations.router,
@@ -70,14 +71,12 @@ def start_bootstrap(app: FastAPI) -> threading.Thread | None:
         log.warning("KGMEM_AUTH_DISABLED is set: the API accepts every request as an admin of every space "
                     "(development only)")
         return None
-    services: Services = app.state.services
     store: KeyStore = app.state.key_store
 
     def work() -> None:
         delay = 1.0
         while True:
             try:
-                store.driver = services.neo4j()
                 token = store.ensure_bootstrap_key()
                 break
             except Exception as exc:  # noqa: BLE001 - Neo4j not up yet: try again

@@ -6,7 +6,7 @@ secret, on an `(:ApiKey)` node that belongs to no space (keys are not tenant dat
 
     (:ApiKey {key_id, hash, name, scopes, spaces, created_at, last_used_at, revoked_at})
 
-    store = KeyStore(driver, "neo4j")
+    store = KeyStore(gateway)
     key, token = store.create("ci", [Scope.READ], ["acme"])   # the token is shown once
     store.authenticate(token)                                 # ApiKey, or None
     store.revoke(key.key_id)
@@ -36,12 +36,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, Request, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from neo4j import Driver
-from neo4j.exceptions import ConstraintError, Neo4jError
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from graph.errors import InvalidInput
-from graph.records import native
+from graph.errors import Conflict, InvalidInput, KgmemError
+from graph.gateway import Gateway
 from graph.store import check_space
 
 log = logging.getLogger(__name__)
@@ -211,14 +209,14 @@ TOUCH_KEY = "MATCH (k:ApiKey {key_id: $key_id}) SET k.last_used_at = $now"
 REHASH_KEY = "MATCH (k:ApiKey {key_id: $key_id}) WHERE k.hash = $old SET k.hash = $new"
 
 
-def ensure_key_schema(driver: Driver, database: str = "neo4j") -> None:
+def ensure_key_schema(gateway: Gateway) -> None:
     """The ApiKey constraints; idempotent."""
     for statement in KEY_CONSTRAINTS:
-        driver.execute_query(statement, database_=database)
+        gateway.write(statement)
 
 
 def _api_key(row: dict[str, Any]) -> ApiKey:
-    return ApiKey.model_validate(native(row))
+    return ApiKey.model_validate(row)
 
 
 # -- the cache -------------------------------------------------------------------------------------
@@ -276,16 +274,14 @@ class KeyStore:
 
     def __init__(
         self,
-        driver: Driver,
-        database: str = "neo4j",
+        gateway: Gateway,
         *,
         cache_ttl_s: float = DEFAULT_CACHE_TTL_S,
         cache_size: int = DEFAULT_CACHE_SIZE,
         hasher: PasswordHasher | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.driver = driver
-        self.database = database
+        self.gateway = gateway
         self.cache_ttl_s = cache_ttl_s
         self._hasher = hasher or PasswordHasher()
         self._cache = _VerifiedCache(cache_size, cache_ttl_s, clock)
@@ -297,7 +293,7 @@ class KeyStore:
     def ensure_schema(self) -> None:
         with self._lock:
             if not self._schema_ready:
-                ensure_key_schema(self.driver, self.database)
+                ensure_key_schema(self.gateway)
                 self._schema_ready = True
 
     # -- management ------------------------------------------------------------------------------
@@ -315,7 +311,7 @@ class KeyStore:
         self.ensure_schema()
         try:
             created = self._create(CREATE_BOOTSTRAP_KEY, "bootstrap admin key", list(Scope), spaces)
-        except ConstraintError:
+        except Conflict:
             return None  # another replica bootstrapped at the same moment
         if created is None:
             return None
@@ -327,10 +323,10 @@ class KeyStore:
         for _ in range(5):
             key_id = new_key_id()
             try:
-                records, _, _ = self.driver.execute_query(
+                records = self.gateway.write(
                     statement, key_id=key_id, hash=hashed, name=name, scopes=[s.value for s in scopes],
-                    spaces=spaces, now=_now(), database_=self.database)
-            except ConstraintError:
+                    spaces=spaces, now=_now())
+            except Conflict:
                 if self.get(key_id) is None:
                     raise  # not a key_id collision (the bootstrap race): the caller decides
                 continue
@@ -341,20 +337,19 @@ class KeyStore:
 
     def list(self) -> list[ApiKey]:
         """Every key, revoked ones included, oldest first; never a hash."""
-        records, _, _ = self.driver.execute_query(LIST_KEYS, database_=self.database, routing_="r")
-        return [_api_key(record["key"]) for record in records]
+        return [_api_key(row["key"]) for row in self.gateway.rows(LIST_KEYS)]
 
     def get(self, key_id: str) -> ApiKey | None:
-        records, _, _ = self.driver.execute_query(GET_KEY, key_id=key_id, database_=self.database, routing_="r")
-        return _api_key(records[0]["key"]) if records else None
+        rows = self.gateway.rows(GET_KEY, key_id=key_id)
+        return _api_key(rows[0]["key"]) if rows else None
 
     def revoke(self, key_id: str) -> bool:
         """Revoke a key: True when it was active and is revoked now, False when it does not
         exist or was revoked before. This instance stops accepting it at once; other replicas
         within their cache TTL."""
-        records, _, _ = self.driver.execute_query(REVOKE_KEY, key_id=key_id, now=_now(), database_=self.database)
+        revoked = self.gateway.write(REVOKE_KEY, key_id=key_id, now=_now())
         self._cache.drop_key(key_id)
-        return bool(records)
+        return bool(revoked)
 
     # -- authentication --------------------------------------------------------------------------
     def authenticate(self, token: str) -> ApiKey | None:
@@ -371,8 +366,7 @@ class KeyStore:
         cached = self._cache.get(digest)
         if cached is not None:
             return cached
-        records, _, _ = self.driver.execute_query(
-            GET_KEY_FOR_AUTH, key_id=key_id, database_=self.database, routing_="r")
+        records = self.gateway.rows(GET_KEY_FOR_AUTH, key_id=key_id)
         if not records or not records[0]["hash"]:
             self._verify(self._dummy(), secret)
             return None
@@ -401,11 +395,10 @@ class KeyStore:
         """last_used_at (once per cache TTL at most), and a new hash when the hasher's parameters changed.
         Best effort: a failure here must not turn a valid key away."""
         try:
-            self.driver.execute_query(TOUCH_KEY, key_id=key_id, now=used_at, database_=self.database)
+            self.gateway.write(TOUCH_KEY, key_id=key_id, now=used_at)
             if self._hasher.check_needs_rehash(stored_hash):
-                self.driver.execute_query(REHASH_KEY, key_id=key_id, old=stored_hash,
-                                          new=self._hasher.hash(secret), database_=self.database)
-        except Neo4jError as exc:
+                self.gateway.write(REHASH_KEY, key_id=key_id, old=stored_hash, new=self._hasher.hash(secret))
+        except KgmemError as exc:
             log.warning("could not record the use of API key %s: %s", key_id, exc)
 
 

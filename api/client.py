@@ -73,7 +73,7 @@ from api.models import (
     SearchPage,
     Stats,
 )
-from graph.cypher import CypherResult
+from graph.guard import CypherResult
 from graph.model import (
     Entity,
     EntityHistory,

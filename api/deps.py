@@ -42,7 +42,6 @@ def caller(scope: Scope):
     def dependency(request: Request,
                    credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme)) -> Principal:
         state = request.app.state
-        state.key_store.driver = state.services.neo4j()  # the current driver: Services reopens it after failures
         principal = check(request, credentials)
         limiter: RateLimiter = state.rate_limiter
         limiter.check(principal.key.key_id)

@@ -30,11 +30,11 @@ from typing import Any
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from neo4j import Driver
-from neo4j.exceptions import ConstraintError
 from pydantic import BaseModel
 
 from api.problems import ApiProblem
+from graph.errors import Conflict
+from graph.gateway import Gateway
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -84,16 +84,14 @@ def record_id(key_id: str, method: str, path: str, idempotency_key: str) -> str:
 
 
 class IdempotencyStore:
-    def __init__(self, driver_of: Callable[[], Driver], database: str, ttl_s: int) -> None:
-        self._driver_of = driver_of
-        self.database = database
+    def __init__(self, gateway: Gateway, ttl_s: int) -> None:
+        self.gateway = gateway
         self.ttl_s = ttl_s
         self._schema_ready = False
         self._lock = threading.Lock()
 
     def _run(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
-        records, _, _ = self._driver_of().execute_query(cypher, parameters_=params, database_=self.database)
-        return [record.data() for record in records]
+        return self.gateway.write(cypher, **params)
 
     def ensure_schema(self) -> None:
         with self._lock:
@@ -116,7 +114,7 @@ class IdempotencyStore:
                   "expires_at": now + timedelta(seconds=self.ttl_s), "lease_until": now + timedelta(seconds=LEASE_S)}
         try:
             row = self._run(CLAIM, **params)[0]
-        except ConstraintError:  # a racing claim created it between our MERGE's lookup and write
+        except Conflict:  # a racing claim created it between our MERGE's lookup and write
             row = self._run(CLAIM, **params)[0]
         self._run(SWEEP, now=now)
         if not row["mine"]:

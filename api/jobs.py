@@ -18,11 +18,10 @@ from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from neo4j import Driver
 from pydantic import BaseModel, Field
 
 from graph.errors import NotFound
-from graph.records import native
+from graph.gateway import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ class Job(BaseModel):
 
 
 def _job(row: dict[str, Any]) -> Job:
-    data = native(row)
+    data = row
     return Job(id=data["id"], kind=data["kind"], space=data.get("job_space"), full=bool(data.get("full")),
                state=data["state"], created_at=data["created_at"], started_at=data.get("started_at"),
                finished_at=data.get("finished_at"), error=data.get("error"),
@@ -64,14 +63,12 @@ def _job(row: dict[str, Any]) -> Job:
 
 
 class JobStore:
-    def __init__(self, driver_of: Callable[[], Driver], database: str) -> None:
-        self._driver_of = driver_of
-        self.database = database
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
         self._schema_ready = False
 
     def _run(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
-        records, _, _ = self._driver_of().execute_query(cypher, parameters_=params, database_=self.database)
-        return [record.data() for record in records]
+        return self.gateway.write(cypher, **params)
 
     def start(self, kind: str, space: str | None, work: Callable[[], Any], *, full: bool = False) -> Job:
         """Record a job and run `work` in a thread; the job's report is what `work` returns."""

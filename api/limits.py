@@ -9,22 +9,21 @@
 - Query timeout: every transaction a request runs gets `api_query_timeout_s` as its Neo4j
   transaction timeout (unless the code set its own); Neo4j stops it there and the API answers
   504. Background work (the start-up reconcile, reindex jobs) runs outside requests and has none.
+  The gateway applies it (`graph.time_limit`); nothing here touches the driver.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from fastapi.exceptions import RequestValidationError
-from neo4j import Query, unit_of_work
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.observability import current_request_id
 from api.problems import ApiProblem
+from graph import time_limit
 
 
 # -- rate limit ---------------------------------------------------------------------------------------------
@@ -92,60 +91,19 @@ def page_size(value: int | None, default: int, limit: int, loc: tuple[str | int,
 
 
 # -- query timeout ------------------------------------------------------------------------------------------
-def with_query_timeout(driver: Any, seconds: float) -> Any:
-    """Give every transaction `driver` runs while a request is handled a Neo4j timeout of `seconds`.
+class QueryTimeLimit:
+    """Every Neo4j transaction a request runs gets `seconds` as its timeout (`graph.time_limit`), unless
+    the code sets its own; Neo4j stops it there and the API answers 504. The limit is a context variable,
+    which Starlette copies into the threads that run sync routes; background work started outside a
+    request (the start-up reconcile, reindex jobs) has none."""
 
-    Wraps this driver instance only (like api.observability's timing): `execute_query`, and each
-    session's `run`, `begin_transaction`, `execute_read` and `execute_write`. A timeout the caller
-    set itself is kept.
-    """
-    if getattr(driver, "_kgmem_query_timeout", None) is not None:
-        return driver
-    driver._kgmem_query_timeout = seconds
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
 
-    def in_request() -> bool:
-        return current_request_id() is not None
-
-    def as_query(query: Any) -> Any:
-        return Query(query, timeout=seconds) if isinstance(query, str) and in_request() else query
-
-    execute_query = driver.execute_query
-
-    @functools.wraps(execute_query)
-    def timed_execute_query(query_: Any, *args: Any, **kwargs: Any) -> Any:
-        return execute_query(as_query(query_), *args, **kwargs)
-
-    open_session = driver.session
-
-    @functools.wraps(open_session)
-    def session(*args: Any, **kwargs: Any) -> Any:
-        sess = open_session(*args, **kwargs)
-        run, begin = sess.run, sess.begin_transaction
-        read, write = sess.execute_read, sess.execute_write
-
-        def timed_run(query: Any, *a: Any, **kw: Any) -> Any:
-            return run(as_query(query), *a, **kw)
-
-        def timed_begin(*a: Any, **kw: Any) -> Any:
-            if in_request() and kw.get("timeout") is None and len(a) < 2:
-                kw["timeout"] = seconds
-            return begin(*a, **kw)
-
-        def with_timeout(work: Callable[..., Any]) -> Callable[..., Any]:
-            if not in_request() or getattr(work, "timeout", None) is not None:
-                return work
-            return unit_of_work(timeout=seconds)(work)
-
-        def timed_read(work: Callable[..., Any], *a: Any, **kw: Any) -> Any:
-            return read(with_timeout(work), *a, **kw)
-
-        def timed_write(work: Callable[..., Any], *a: Any, **kw: Any) -> Any:
-            return write(with_timeout(work), *a, **kw)
-
-        sess.run, sess.begin_transaction = timed_run, timed_begin
-        sess.execute_read, sess.execute_write = timed_read, timed_write
-        return sess
-
-    driver.execute_query = timed_execute_query
-    driver.session = session
-    return driver
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with time_limit(self.seconds):
+            await self.app(scope, receive, send)

@@ -9,6 +9,8 @@ JSON), so a key that is revoked stops working at once and no session outlives it
   space" otherwise, as in the REST API); without it, the key's only space (400 when the key is
   bound to several, or to all).
 - `X-Kgmem-Agent` (optional) names the agent stamped on what the tools write.
+- `?tools=core,delegation` on the URL (optional) lists only those toolsets (agents/toolsets.py); by
+  default every tool is listed. An unknown toolset is a 400.
 - `cypher_read` is listed and runs only for keys with the `cypher` scope bound to every space ('*'),
   as the REST API's Cypher console.
 - The REST API's rate limit applies per key (429).
@@ -32,6 +34,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from agents.mcp_server import CallerRefused, KgmemMcp, McpCaller
+from agents.toolsets import parse_toolsets
 from api.auth import ALL_SPACES, Scope as KeyScope
 from api.problems import ApiProblem, Problem
 from graph.store import SPACE_PATTERN
@@ -74,8 +77,9 @@ class McpHttp:
         if requested is not None and not SPACE_PATTERN.fullmatch(requested):
             raise ApiProblem(400, "invalid-space", "Bad request", f"{SPACE_HEADER} {requested!r} is not a valid space")
         agent = request.headers.get(AGENT_HEADER) or None
+        toolsets = _toolsets(request)
         if getattr(state, "auth_disabled", False) is True:
-            return McpCaller(space=requested or DEFAULT_SPACE, agent=agent, can_cypher=True)
+            return McpCaller(space=requested or DEFAULT_SPACE, agent=agent, can_cypher=True, toolsets=toolsets)
 
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
@@ -84,7 +88,6 @@ class McpHttp:
         if scheme.lower() != "bearer" or not token.strip():
             raise _unauthorized("the Authorization header must be `Bearer <API key>`", invalid=True)
         store = state.key_store
-        store.driver = state.services.neo4j()  # the current driver: Services reopens it after failures
         key = store.authenticate(token.strip())
         if key is None:
             raise _unauthorized("invalid or revoked API key", invalid=True)
@@ -102,7 +105,7 @@ class McpHttp:
             raise ApiProblem(400, "space-required", "Bad request",
                              f"this API key is bound to several spaces; name one with the {SPACE_HEADER} header")
         return McpCaller(space=space, agent=agent, can_write=key.has_scope(KeyScope.WRITE),
-                         can_cypher=key.has_scope(KeyScope.CYPHER) and ALL_SPACES in key.spaces)
+                         can_cypher=key.has_scope(KeyScope.CYPHER) and ALL_SPACES in key.spaces, toolsets=toolsets)
 
     @staticmethod
     def _caller(ctx: ServerRequestContext) -> McpCaller:
@@ -111,6 +114,16 @@ class McpHttp:
         if caller is None:  # fail closed: never a default space for an unauthenticated call
             raise CallerRefused("this MCP request carries no authenticated caller")
         return caller
+
+
+def _toolsets(request: Request) -> tuple[str, ...] | None:
+    chosen = request.query_params.get("tools")
+    if chosen is None:
+        return None
+    try:
+        return tuple(parse_toolsets(chosen))
+    except ValueError as exc:
+        raise ApiProblem(400, "invalid-toolsets", "Bad request", f"tools: {exc}") from exc
 
 
 def _unauthorized(message: str, *, invalid: bool) -> ApiProblem:

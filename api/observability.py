@@ -26,40 +26,25 @@ tests do). `GET /metrics` serves it in the Prometheus text format.
 Timing dependencies. `timed(dependency, operation)` is a context manager and a decorator
 that observes the time its block takes, on the `Metrics` given or else on the app that is
 handling the current request (a context variable the request middleware sets), and is a
-no-op outside of both. kgmem's `graph` and `memory` packages do not import `api`, so
-instead of decorating them, `instrument_services(services, metrics)` wraps the objects
-`Services` hands out, per instance (their classes and every other instance stay as they
-are, and `isinstance` still holds):
-
-- the Neo4j driver: `execute_query` (operation `execute_query`), and each session from
-  `driver.session()` from its opening to its `close()` (operation `session`; it covers the
-  session's `run`, `begin_transaction`, `execute_read` and `execute_write`, retries
-  included, and the caller's own work inside the `with` block, which in kgmem is only
-  reading results). Sessions are timed whole because `run()` returns before its records
-  arrive; `execute_query` opens its session internally, so nothing is counted twice.
-- the Chroma client: `heartbeat` and the collection calls (`get_or_create_collection`,
-  `get_collection`, `create_collection`, `delete_collection`, `list_collections`), and the
-  collections those return: `add`, `upsert`, `update`, `delete`, `get`, `query`, `count`,
-  `peek`, `modify` (operation = the method's name).
-- the embedder: `embed` (operation `embed`; `embed_one` goes through it), including the
-  model's lazy load on first use and cache hits.
-
-Drivers and clients that `Services` opens later (after `reset_neo4j`, say) are wrapped as
-they are opened, because `instrument_services` wraps `Services.neo4j_unlocked` and
-`chroma_unlocked` on the instance.
+no-op outside of both. kgmem's `graph` and `memory` packages do not import `api`; each of
+their doors to a dependency (the Neo4j gateway, the vector index, the embedder) calls
+observers after every call, and `instrument_services(services, metrics)` adds one that
+records into `metrics`. Operations: the gateway's `read`, `write`, `read_transaction`,
+`write_transaction`, `implicit`, `explain` and `ping`; Chroma's collection calls (`query`,
+`get`, `upsert`, `delete`, …); the embedder's `embed`, including the model's lazy load on
+first use and cache hits.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import structlog
 from fastapi import FastAPI
@@ -74,22 +59,16 @@ REQUEST_ID_HEADER = "X-Request-ID"
 UNMATCHED_ROUTE = "<unmatched>"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:~+=@/-]{0,127}$")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_MARK = "_kgmem_metrics"
 
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 DEPENDENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-CHROMA_CLIENT_CALLS = ("heartbeat", "get_or_create_collection", "get_collection", "create_collection",
-                       "delete_collection", "list_collections")
-CHROMA_COLLECTION_CALLS = ("add", "upsert", "update", "delete", "get", "query", "count", "peek", "modify")
-_RETURNS_COLLECTION = frozenset({"get_or_create_collection", "get_collection", "create_collection"})
 
 _request_id: ContextVar[str | None] = ContextVar("kgmem_request_id", default=None)
 _metrics: ContextVar[Metrics | None] = ContextVar("kgmem_metrics", default=None)
 
 access_log = structlog.get_logger("kgmem.access")
 
-T = TypeVar("T")
 
 
 # -- metrics ----------------------------------------------------------------------------------------------
@@ -153,116 +132,15 @@ def timed(dependency: str, operation: str, metrics: Metrics | None = None) -> It
         target.observe_dependency(dependency, operation, time.perf_counter() - start)
 
 
-def _wrap(function: Callable[..., T], dependency: str, operation: str, metrics: Metrics) -> Callable[..., T]:
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        with timed(dependency, operation, metrics):
-            return function(*args, **kwargs)
-
-    return wrapper
-
-
-def _instrumented(obj: Any, metrics: Metrics) -> bool:
-    """Mark `obj` as wrapped for `metrics`; True when it already was (for any Metrics)."""
-    if _MARK in getattr(obj, "__dict__", {}):
-        return True
-    obj.__dict__[_MARK] = metrics
-    return False
-
-
-def instrument_neo4j(driver: T, metrics: Metrics) -> T:
-    """Time `driver.execute_query` and the lifetime of each `driver.session()` (see the module doc)."""
-    if _instrumented(driver, metrics):
-        return driver
-    driver.execute_query = _wrap(driver.execute_query, "neo4j", "execute_query", metrics)  # type: ignore[attr-defined]
-    open_session = driver.session  # type: ignore[attr-defined]
-
-    @functools.wraps(open_session)
-    def session(*args: Any, **kwargs: Any) -> Any:
-        opened = time.perf_counter()
-        sess = open_session(*args, **kwargs)
-        close = sess.close
-        done = False
-
-        @functools.wraps(close)
-        def timed_close() -> None:
-            nonlocal done
-            try:
-                close()
-            finally:
-                if not done:
-                    done = True
-                    metrics.observe_dependency("neo4j", "session", time.perf_counter() - opened)
-
-        sess.close = timed_close
-        return sess
-
-    driver.session = session  # type: ignore[attr-defined]
-    return driver
-
-
-def instrument_chroma_collection(collection: T, metrics: Metrics) -> T:
-    if _instrumented(collection, metrics):
-        return collection
-    for name in CHROMA_COLLECTION_CALLS:
-        method = getattr(collection, name, None)
-        if callable(method):
-            setattr(collection, name, _wrap(method, "chroma", name, metrics))
-    return collection
-
-
-def instrument_chroma(client: T, metrics: Metrics) -> T:
-    """Time the Chroma client's calls and those of every collection it returns."""
-    if _instrumented(client, metrics):
-        return client
-    for name in CHROMA_CLIENT_CALLS:
-        method = getattr(client, name, None)
-        if not callable(method):
-            continue
-        timed_method = _wrap(method, "chroma", name, metrics)
-        if name in _RETURNS_COLLECTION:
-            timed_method = _returning_instrumented(timed_method, metrics)
-        setattr(client, name, timed_method)
-    return client
-
-
-def _returning_instrumented(function: Callable[..., Any], metrics: Metrics) -> Callable[..., Any]:
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return instrument_chroma_collection(function(*args, **kwargs), metrics)
-
-    return wrapper
-
-
-def instrument_embedder(embedder: T, metrics: Metrics) -> T:
-    if _instrumented(embedder, metrics):
-        return embedder
-    embedder.embed = _wrap(embedder.embed, "embedder", "embed", metrics)  # type: ignore[attr-defined]
-    return embedder
-
-
 def instrument_services(services: Any, metrics: Metrics) -> None:
-    """Time everything `services` (an `api.services.Services`) opens: see the module doc.
-
-    Idempotent. Call it right after `Services.create`, before `start_background_work`, so the
-    start-up reconcile is timed too.
-    """
-    if _instrumented(services, metrics):
+    """Time everything `services` (an `api.services.Services`) calls: see the module doc. Call it before
+    `start_background_work`, so the start-up reconcile is timed too. Idempotent: a second call with
+    the same `metrics` adds nothing (each call would otherwise be counted twice)."""
+    instrumented = services.__dict__.setdefault("_kgmem_instrumented_for", [])
+    if any(known is metrics for known in instrumented):
         return
-    open_neo4j = services.neo4j_unlocked
-    open_chroma = services.chroma_unlocked
-
-    @functools.wraps(open_neo4j)
-    def neo4j_unlocked() -> Any:
-        return instrument_neo4j(open_neo4j(), metrics)
-
-    @functools.wraps(open_chroma)
-    def chroma_unlocked() -> Any:
-        return instrument_chroma(open_chroma(), metrics)
-
-    services.neo4j_unlocked = neo4j_unlocked
-    services.chroma_unlocked = chroma_unlocked
-    instrument_embedder(services.embedder, metrics)
+    instrumented.append(metrics)
+    services.observe(metrics.observe_dependency)
 
 
 # -- logging ----------------------------------------------------------------------------------------------

@@ -22,7 +22,9 @@ each key joined with `.`, list indexes as `[i]`, and keys that are not plain nam
 Errors from validating data the route built itself (a `pydantic.ValidationError` raised
 in a handler) have no location prefix: `entities[0].name`.
 
-Status codes, decided by the exception's class (the first match wins):
+Status codes. Validation and HTTP errors are FastAPI's; kgmem's own errors (`graph/errors.py`,
+where the drivers' errors are already translated) are looked up by class in `KGMEM_PROBLEMS`,
+the most specific class first:
 
 | exception                                               | status | type slug            |
 |---------------------------------------------------------|--------|----------------------|
@@ -31,37 +33,23 @@ Status codes, decided by the exception's class (the first match wins):
 | a `pydantic.ValidationError` raised in a handler        | 422    | validation-failed    |
 | starlette/FastAPI `HTTPException` (its headers kept)    | its own| about:blank          |
 | body over `max_body_bytes`                              | 413    | about:blank          |
-| `NotFound`                                              | 404    | not-found            |
-| `InvalidInput` (type-correct input breaking a rule)     | 422    | invalid-input        |
-| `CypherRefused` (the read-only guard refuses the query) | 400    | cypher-refused       |
 | `ApiProblem` (raised on purpose: 409, 429, …)           | its own| its own slug         |
-| `CypherFailed` at its time limit                        | 504    | query-timeout        |
-| `CypherFailed` (Neo4j stopped an analyst's query)       | 422    | cypher-failed        |
+| `NotFound`                                              | 404    | not-found            |
+| `TextTooLong`                                           | 422    | text-too-long        |
+| `InvalidInput` (type-correct input breaking a rule)     | 422    | invalid-input        |
 | `ModelMismatch`                                         | 409    | model-mismatch       |
-| `ExtractionBudgetExceeded` (text too long for Claude)   | 422    | text-too-long        |
-| `ExtractionFailed` from Claude being unreachable/busy   | 503 ⏲  | llm-unavailable      |
-| `ExtractionFailed` otherwise (unusable answer)          | 502    | extraction-failed    |
+| `Conflict`                                              | 409    | conflict             |
+| `CypherRefused` (the read-only guard refuses the query) | 400    | cypher-refused       |
+| `CypherFailed` (Neo4j stopped an analyst's query)       | 422    | cypher-failed        |
+| `QueryTimeout` (the request's Neo4j time limit)         | 504    | query-timeout        |
+| `ExtractionFailed` (Claude's answer was unusable)       | 502    | extraction-failed    |
 | `LLMUnavailable`                                        | 503 ⏲  | llm-unavailable      |
-| `Neo4jUnavailable`, `Neo4jStartError`                   | 503 ⏲  | dependency-unavailable |
-| any error caused by a connection failure (see below)    | 503 ⏲  | dependency-unavailable |
-| `ConfigurationError`, `JavaNotFound`, `PortInUse`, `DownloadError` | 503 | not-ready |
+| `Unavailable` (Neo4j or Chroma down or busy)            | 503 ⏲  | dependency-unavailable |
+| `ConfigurationError` (the operator must act)            | 503    | not-ready            |
 | other `KgmemError`                                      | 500    | internal-error (its message kept) |
-| neo4j `ServiceUnavailable`, `SessionExpired`, pool timeout | 503 ⏲ | dependency-unavailable |
-| a neo4j error whose code is `…TransactionTimedOut…` (the request's query timeout) | 504 | query-timeout |
-| neo4j `TransientError`, `DatabaseError`                 | 503 ⏲  | dependency-unavailable |
-| neo4j `AuthError`, `Forbidden` (kgmem's own credentials) | 503   | not-ready            |
-| neo4j `ConstraintError`                                 | 409    | conflict             |
-| neo4j `CypherTypeError`, `Statement.ArgumentError`      | 400    | rejected-by-neo4j    |
-| chromadb `ChromaAuthError`/`AuthorizationError`/`QuotaError` | 503 | not-ready          |
-| chromadb `RateLimitError`                               | 503 ⏲  | dependency-unavailable |
-| `OverflowError` from the neo4j driver (an integer over 64 bits) | 422 | invalid-input    |
-| anything else (a bug), incl. other neo4j client errors  | 500    | internal-error (generic detail; traceback logged) |
+| anything else (a bug)                                   | 500    | internal-error (generic detail; traceback logged) |
 
-⏲ = with `Retry-After: 5` (seconds; `retry_after_s` of `install`). A "connection failure"
-is an `httpx.TransportError`, a builtin `ConnectionError`, or a neo4j `ServiceUnavailable`/
-`SessionExpired` anywhere in the exception's `__cause__`/`__context__` chain: chromadb,
-for one, reports an unreachable server as a bare `ValueError` raised while handling
-`httpx.ConnectError`, and `open_chroma` wraps that in a `ConfigurationError`.
+⏲ = with `Retry-After: 5` (seconds; `retry_after_s` of `install`).
 
 Why: 422 is for a body that parsed but breaks a rule (RFC 9110 §15.5.21), so `InvalidInput`
 is 422 like Pydantic's own validation errors, while unparseable JSON and a Cypher query
@@ -79,12 +67,11 @@ import http
 import json
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
 from fastapi import FastAPI
-from neo4j.exceptions import DriverError, Neo4jError
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
@@ -93,22 +80,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graph.cypher import CypherFailed
-from graph.errors import (
-    ConfigurationError,
-    CypherRefused,
-    DownloadError,
-    InvalidInput,
-    JavaNotFound,
-    KgmemError,
-    Neo4jStartError,
-    Neo4jUnavailable,
-    NotFound,
-    PortInUse,
-)
-from memory.extraction import ExtractionBudgetExceeded, ExtractionFailed
-from memory.free_text import LLMUnavailable
-from memory.index import ModelMismatch
+from graph import errors
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:kgmem:problem:"
@@ -258,73 +230,34 @@ def validation_problem(errors: Sequence[Mapping[str, Any]]) -> Problem:
 
 
 # -- classifying exceptions ------------------------------------------------------------------------------
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+# kgmem's errors by class: (status, slug, title, retry?). The first class in an error's MRO that is here wins.
+KGMEM_PROBLEMS: dict[type[errors.KgmemError], tuple[int, str, str, bool]] = {
+    errors.NotFound: (404, "not-found", "Not found", False),
+    errors.TextTooLong: (422, "text-too-long", "Text too long", False),
+    errors.InvalidInput: (422, "invalid-input", "Invalid input", False),
+    errors.ModelMismatch: (409, "model-mismatch", "Embedding model mismatch", False),
+    errors.Conflict: (409, "conflict", "Conflict", False),
+    errors.CypherRefused: (400, "cypher-refused", "Cypher query refused", False),
+    errors.CypherFailed: (422, "cypher-failed", "Cypher query failed", False),
+    errors.QueryTimeout: (504, "query-timeout", "Query timed out", False),
+    errors.ExtractionFailed: (502, "extraction-failed", "Extraction failed", False),
+    errors.LLMUnavailable: (503, "llm-unavailable", "LLM unavailable", True),
+    errors.Unavailable: (503, "dependency-unavailable", "Dependency unavailable", True),
+    errors.ConfigurationError: (503, "not-ready", "Service not ready", False),
+    errors.KgmemError: (500, "internal-error", "Internal server error", False),
+}
+# The caller's own mistakes: not worth a log line.
+CLIENT_ERRORS = (errors.NotFound, errors.InvalidInput, errors.Conflict, errors.CypherRefused, errors.CypherFailed)
 
 
-def _connection_failure(exc: BaseException) -> BaseException | None:
-    import httpx
-    from neo4j.exceptions import ServiceUnavailable, SessionExpired
-
-    for link in _chain(exc):
-        if isinstance(link, httpx.TransportError | ConnectionError | ServiceUnavailable | SessionExpired):
-            return link
-    return None
-
-
-def _dependency_of(exc: BaseException) -> str:
-    """Which dependency the traceback went through: its frames' modules name it."""
-    names: list[str] = []
-    for link in _chain(exc):
-        tb = link.__traceback__
-        while tb is not None:
-            names.append(str(tb.tb_frame.f_globals.get("__name__", "")))
-            tb = tb.tb_next
-        if type(link).__module__.startswith("neo4j"):
-            names.append("neo4j")
-    for prefix, label in (("chromadb", "Chroma"), ("neo4j", "Neo4j"), ("anthropic", "Claude"), ("mem0", "mem0")):
-        if any(name == prefix or name.startswith(prefix + ".") for name in names):
-            return label
-    return "A dependency"
-
-
-def _raised_in(exc: BaseException, module: str) -> bool:
-    """Whether a frame of `exc`'s traceback runs code of `module` (or a submodule of it)."""
-    tb = exc.__traceback__
-    while tb is not None:
-        name = str(tb.tb_frame.f_globals.get("__name__", ""))
-        if name == module or name.startswith(module + "."):
-            return True
-        tb = tb.tb_next
-    return False
-
-
-def _llm_transient(exc: BaseException) -> bool | None:
-    """True: Claude is unreachable or overloaded; False: it refused kgmem's key; None: neither."""
-    try:
-        import anthropic
-    except ImportError:  # pragma: no cover - a hard dependency
-        return None
-    for link in _chain(exc):
-        if isinstance(link, anthropic.APIConnectionError):
-            return True
-        if isinstance(link, anthropic.APIStatusError):
-            if link.status_code in (401, 403):
-                return False
-            if link.status_code == 429 or link.status_code >= 500:
-                return True
-    return None
+def kgmem_problem(exc: errors.KgmemError, *, retry_after_s: int = DEFAULT_RETRY_AFTER_S) -> Problem:
+    status, slug, title, retry = next(KGMEM_PROBLEMS[cls] for cls in type(exc).__mro__ if cls in KGMEM_PROBLEMS)
+    return Problem(status, slug=slug, title=title, detail=str(exc).strip() or type(exc).__name__,
+                   headers={"Retry-After": str(retry_after_s)} if retry else None)
 
 
 def classify(exc: BaseException, *, retry_after_s: int = DEFAULT_RETRY_AFTER_S) -> tuple[Problem, str]:
     """The problem for `exc` and how to log it: "none", "warning" (one line) or "error" (with traceback)."""
-    retry = {"Retry-After": str(retry_after_s)}
-
     if isinstance(exc, RequestValidationError):
         return validation_problem(exc.errors()), "none"
     if isinstance(exc, HTTPException):
@@ -340,110 +273,12 @@ def classify(exc: BaseException, *, retry_after_s: int = DEFAULT_RETRY_AFTER_S) 
         fields = _field_errors(exc.errors())
         return Problem(422, slug="validation-failed", title="Request validation failed",
                        detail=_summary(fields), errors=fields), "none"
-
-    if isinstance(exc, KgmemError):
-        return _classify_kgmem(exc, retry), "warning" if not isinstance(exc, _CLIENT_ERRORS) else "none"
-
-    problem = _classify_neo4j(exc, retry) or _classify_chroma(exc, retry)
-    if problem is not None:
-        return problem, "warning" if problem.status >= 500 else "none"
-
-    if isinstance(exc, OverflowError) and _raised_in(exc, "neo4j._codec"):
-        # JSON integers have no size limit; Neo4j's are 64-bit. The driver refuses to send a bigger one.
-        return Problem(422, slug="invalid-input", title="Invalid input",
-                       detail=f"a number is out of range: Neo4j stores integers of 64 bits ({exc})"), "none"
-    if _connection_failure(exc) is not None:
-        dependency = _dependency_of(exc)
-        return Problem(503, slug="dependency-unavailable", title="Dependency unavailable",
-                       detail=f"{dependency} cannot be reached right now; retry later.", headers=retry), "warning"
-
+    if isinstance(exc, errors.KgmemError):
+        problem = kgmem_problem(exc, retry_after_s=retry_after_s)
+        if isinstance(exc, CLIENT_ERRORS):
+            return problem, "none"
+        return problem, "error" if problem.status == 500 else "warning"
     return Problem(500, slug="internal-error", title="Internal server error", detail=GENERIC_DETAIL), "error"
-
-
-_CLIENT_ERRORS = (NotFound, InvalidInput, CypherRefused, CypherFailed, ModelMismatch, ExtractionBudgetExceeded)
-
-
-def _classify_kgmem(exc: KgmemError, retry: dict[str, str]) -> Problem:
-    message = str(exc).strip() or type(exc).__name__
-    if isinstance(exc, NotFound):
-        return Problem(404, slug="not-found", title="Not found", detail=message)
-    if isinstance(exc, InvalidInput):
-        return Problem(422, slug="invalid-input", title="Invalid input", detail=message)
-    if isinstance(exc, CypherRefused):
-        return Problem(400, slug="cypher-refused", title="Cypher query refused", detail=message)
-    if isinstance(exc, CypherFailed):
-        if _timed_out(exc):
-            return Problem(504, slug="query-timeout", title="Query timed out", detail=message)
-        return Problem(422, slug="cypher-failed", title="Cypher query failed", detail=message)
-    if isinstance(exc, ModelMismatch):
-        return Problem(409, slug="model-mismatch", title="Embedding model mismatch", detail=message)
-    if isinstance(exc, ExtractionBudgetExceeded):
-        return Problem(422, slug="text-too-long", title="Text too long for extraction", detail=message)
-    if isinstance(exc, ExtractionFailed):
-        transient = _llm_transient(exc)
-        if transient is True:
-            return Problem(503, slug="llm-unavailable", title="LLM unavailable", detail=message, headers=retry)
-        if transient is False:
-            return Problem(503, slug="not-ready", title="Service not ready", detail=message)
-        return Problem(502, slug="extraction-failed", title="Extraction failed", detail=message)
-    if isinstance(exc, LLMUnavailable):
-        return Problem(503, slug="llm-unavailable", title="LLM unavailable", detail=message, headers=retry)
-    if isinstance(exc, Neo4jUnavailable | Neo4jStartError) or _connection_failure(exc) is not None:
-        return Problem(503, slug="dependency-unavailable", title="Dependency unavailable", detail=message,
-                       headers=retry)
-    if isinstance(exc, ConfigurationError | JavaNotFound | PortInUse | DownloadError):
-        return Problem(503, slug="not-ready", title="Service not ready", detail=message)
-    return Problem(500, slug="internal-error", title="Internal server error", detail=message)
-
-
-def _classify_neo4j(exc: BaseException, retry: dict[str, str]) -> Problem | None:
-    from neo4j import exceptions as n
-
-    if not isinstance(exc, n.Neo4jError | n.DriverError):
-        return None
-    unavailable = Problem(503, slug="dependency-unavailable", title="Dependency unavailable",
-                          detail="Neo4j cannot be reached right now; retry later.", headers=retry)
-    if isinstance(exc, n.ServiceUnavailable | n.SessionExpired | n.ConnectionAcquisitionTimeoutError):
-        return unavailable
-    if _timed_out(exc):
-        return Problem(504, slug="query-timeout", title="Query timed out",
-                       detail="Neo4j stopped the request's query at its time limit; ask for less "
-                              "(a smaller limit, depth or batch) or retry later.")
-    if isinstance(exc, n.TransientError | n.DatabaseError):
-        unavailable.detail = "Neo4j could not process the request right now; retry later."
-        return unavailable
-    if isinstance(exc, n.AuthError | n.Forbidden):
-        return Problem(503, slug="not-ready", title="Service not ready",
-                       detail="Neo4j refused kgmem's credentials; the operator must fix the Neo4j settings.")
-    if isinstance(exc, n.ConstraintError):
-        return Problem(409, slug="conflict", title="Conflict", detail=_neo4j_message(exc))
-    if isinstance(exc, n.CypherTypeError) or getattr(exc, "code", None) == "Neo.ClientError.Statement.ArgumentError":
-        return Problem(400, slug="rejected-by-neo4j", title="Rejected by Neo4j", detail=_neo4j_message(exc))
-    return None  # kgmem's own mistake: 500
-
-
-def _timed_out(exc: BaseException) -> bool:
-    """Neo4j stopped a transaction at its timeout (the API sets one on every request's transactions)."""
-    return any("TransactionTimedOut" in str(getattr(link, "code", None) or "") for link in _chain(exc))
-
-
-def _neo4j_message(exc: BaseException) -> str:
-    message = getattr(exc, "message", None) or str(exc)
-    return str(message).strip().splitlines()[0][:500] if str(message).strip() else type(exc).__name__
-
-
-def _classify_chroma(exc: BaseException, retry: dict[str, str]) -> Problem | None:
-    try:
-        from chromadb import errors as c
-    except ImportError:  # pragma: no cover - a hard dependency
-        return None
-    if isinstance(exc, c.RateLimitError):
-        return Problem(503, slug="dependency-unavailable", title="Dependency unavailable",
-                       detail="Chroma is rate-limiting kgmem; retry later.", headers=retry)
-    if isinstance(exc, c.ChromaAuthError | c.AuthorizationError | c.QuotaError):
-        return Problem(503, slug="not-ready", title="Service not ready",
-                       detail=f"Chroma refused kgmem's request ({type(exc).__name__}); the operator must act.")
-    return None
 
 
 # -- wiring -------------------------------------------------------------------------------------------------
@@ -544,7 +379,7 @@ def install(app: FastAPI, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     async def handler(request: Request, exc: Exception) -> Response:
         return problem_response(request, exc, retry_after_s=retry_after_s)
 
-    handled = (HTTPException, RequestValidationError, ValidationError, KgmemError, Neo4jError, DriverError, ApiProblem)
+    handled = (HTTPException, RequestValidationError, ValidationError, errors.KgmemError, ApiProblem)
     for cls in handled:
         app.add_exception_handler(cls, handler)
     # The last line of defence for errors outside ProblemMiddleware (Starlette's ServerErrorMiddleware).

@@ -1,79 +1,84 @@
-"""The long-lived clients one API process holds: Neo4j driver, Chroma and the embedder.
+"""What one kgmem process holds: the Neo4j gateway, Chroma, the embedder and the memory service.
 
-Each is opened lazily and re-opened after a failure, so the API starts (and
-`/healthz` answers) while a dependency is still down, and `/readyz` says which.
+`open_services(settings)` is how the API, every CLI command and the MCP server get them.
+Chroma and the memory service open lazily and reopen after a failure, so the API starts
+(and `/healthz` answers) while a dependency is still down, and `/readyz` says which; the
+gateway reconnects to Neo4j by itself.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from chromadb.api import ClientAPI
-from neo4j import Driver
 
-from api.limits import with_query_timeout
-from graph import Settings, neo4j_target, open_driver
+from graph import Gateway, Settings, open_gateway
+from graph.neo4j_server import LocalNeo4j
 from memory import Embedder, open_chroma
-from memory.extraction import ClaudeExtractor
+from memory.extraction import ClaudeExtractor, claude_client
 from memory.service import MemoryService
 
 log = logging.getLogger(__name__)
+
+DependencyObserver = Callable[[str, str, float], None]  # (dependency, operation, seconds)
 
 
 @dataclass
 class Services:
     settings: Settings
     embedder: Embedder
-    _driver: Driver | None = None
+    gateway: Gateway
+    anthropic_client: Any = None  # an `anthropic.Anthropic` for extraction and mem0; None without a key
     _chroma: ClientAPI | None = None
     _memory: MemoryService | None = None
-    anthropic_client: Any = None  # an `anthropic.Anthropic` for extraction and mem0; None: from ANTHROPIC_API_KEY
     _extractor: ClaudeExtractor | None = None
     _embedder_error: str | None = None
+    _observers: list[DependencyObserver] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _background: threading.Thread | None = None
 
-    @classmethod
-    def create(cls, settings: Settings, *, embedder: Embedder | None = None, anthropic_client: Any = None) -> Services:
-        return cls(settings=settings, embedder=embedder or Embedder(settings), anthropic_client=anthropic_client)
+    def observe(self, observer: DependencyObserver) -> None:
+        """Call `observer(dependency, operation, seconds)` after each call to Neo4j, Chroma or the embedder."""
+        self._observers.append(observer)
+        self.gateway.observe(lambda operation, seconds: observer("neo4j", operation, seconds))
+        self.embedder.observe(lambda operation, seconds: observer("embedder", operation, seconds))
+        if self._memory is not None:
+            self._observe_index(self._memory, observer)
 
-    def neo4j(self) -> Driver:
-        with self._lock:
-            return self.neo4j_unlocked()
+    @staticmethod
+    def _observe_index(memory: MemoryService, observer: DependencyObserver) -> None:
+        memory.index.observe(lambda operation, seconds: observer("chroma", operation, seconds))
 
     def chroma(self) -> ClientAPI:
         with self._lock:
-            return self.chroma_unlocked()
+            return self._chroma_unlocked()
+
+    def _chroma_unlocked(self) -> ClientAPI:
+        if self._chroma is None:
+            self._chroma = open_chroma(self.settings)
+        return self._chroma
 
     def memory(self) -> MemoryService:
         with self._lock:
             if self._memory is None:
-                self._memory = MemoryService.open(self.settings, self.neo4j_unlocked(), embedder=self.embedder,
-                                                  chroma=self.chroma_unlocked(), anthropic_client=self.anthropic_client)
+                memory = MemoryService.open(self.settings, self.gateway, embedder=self.embedder,
+                                            chroma=self._chroma_unlocked(), anthropic_client=self.anthropic_client)
+                for observer in self._observers:
+                    self._observe_index(memory, observer)
+                self._memory = memory
             return self._memory
 
     def extractor(self) -> ClaudeExtractor | None:
-        """Claude extraction for outcomes, when there is a client or ANTHROPIC_API_KEY; None otherwise."""
+        """Claude extraction for outcomes, when there is a client (ANTHROPIC_API_KEY); None otherwise."""
         with self._lock:
-            if self._extractor is None and (self.anthropic_client is not None or os.environ.get("ANTHROPIC_API_KEY")):
+            if self._extractor is None and self.anthropic_client is not None:
                 self._extractor = ClaudeExtractor(client=self.anthropic_client)
             return self._extractor
-
-    def neo4j_unlocked(self) -> Driver:
-        if self._driver is None:
-            # Requests' transactions get the query timeout; background work runs without one.
-            self._driver = with_query_timeout(open_driver(neo4j_target(self.settings)), self.settings.api_query_timeout_s)
-        return self._driver
-
-    def chroma_unlocked(self) -> ClientAPI:
-        if self._chroma is None:
-            self._chroma = open_chroma(self.settings)
-        return self._chroma
 
     def start_background_work(self) -> threading.Thread:
         """Load the embedding model, then reconcile the vector index with Neo4j (finishing writes
@@ -118,21 +123,26 @@ class Services:
             return "the embedding model is still loading"
         return None
 
-    def reset_neo4j(self) -> None:
-        with self._lock:
-            if self._driver is not None:
-                self._driver.close()
-                self._driver = None
-                self._memory = None
-
     def close(self, *, wait_s: float = 60.0) -> None:
         # Let the start-up work finish its batch first: a process that exits while a thread is inside
         # PyTorch or Chroma's native code aborts (SIGABRT) instead of exiting cleanly.
         self._stopping.set()
         if self._background is not None and self._background.is_alive():
             self._background.join(timeout=wait_s)
-        self.reset_neo4j()
+        self.gateway.close()
 
 
 class _Stopping(Exception):
     """The service is shutting down."""
+
+
+def open_services(settings: Settings, *, embedder: Embedder | None = None, anthropic_client: Any = None,
+                  start_neo4j: bool = False) -> Services:
+    """The services for `settings`. With `start_neo4j`, a stopped managed Neo4j is started (and left
+    running: stopping it is `kgmem neo4j stop`'s job); else it must be running or Neo4j is unavailable
+    until it is. Nothing is opened until it is used."""
+    if start_neo4j and settings.managed_neo4j:
+        LocalNeo4j(settings).start()
+    return Services(settings=settings, embedder=embedder or Embedder(settings),
+                    gateway=open_gateway(settings, verify=False),
+                    anthropic_client=anthropic_client if anthropic_client is not None else claude_client(settings))

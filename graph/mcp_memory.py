@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from graph import lucene
 from graph.errors import InvalidInput, NotFound
-from graph.model import EntityIn, EntityRef, ObservationIn, Provenance, RelationIn, now
+from graph.model import MAX_TEXT_CHARS, EntityIn, EntityRef, ObservationIn, Provenance, RelationIn, now
 from graph.store import SpaceGraph
 from graph.vocabulary import kind_for_type, normalise_name, relation_type
 
@@ -41,15 +41,27 @@ MAX_SEARCH_LIMIT = 1000
 SEARCH_QUERY_MAX_LENGTH = 2048  # as the reference server
 
 RelationScope = Literal["touching", "among"]
-ObservationText = Annotated[str, Field(min_length=1, max_length=20_000)]
 
 
 # -- the reference server's shapes ---------------------------------------------------------------
+# The input models' JSON Schemas are the tools' input schemas (agents/mcp_server.py), and must equal the
+# reference's field for field: so limits are checked by validators, which add nothing to the schema, and
+# the models carry no docstring (it would become a description the reference's schema does not have).
 
 class McpModel(BaseModel):
-    """Field names are the reference server's (aliases); Python names work too."""
-
+    # Field names are the reference server's (aliases); Python names work too.
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+def _bounded(what: str, limit: int):
+    def check(value: str) -> str:
+        if not value.strip():
+            raise ValueError(f"{what} must contain a visible character")
+        if len(value) > limit:
+            raise ValueError(f"{what} may be at most {limit} characters, not {len(value)}")
+        return value
+
+    return AfterValidator(check)
 
 
 def _visible_name(value: str) -> str:
@@ -58,33 +70,27 @@ def _visible_name(value: str) -> str:
     return value
 
 
-def _visible_texts(values: list[str]) -> list[str]:
-    for value in values:
-        if not value.strip():
-            raise ValueError("an observation must contain a visible character")
-    return values
+EntityName = Annotated[str, _bounded("a name", 512), AfterValidator(_visible_name)]
+TypeName = Annotated[str, _bounded("a type", 100)]
+ObservationText = Annotated[str, _bounded("an observation", MAX_TEXT_CHARS)]
 
 
 class McpEntity(McpModel):
-    name: str = Field(min_length=1, max_length=512)
-    entity_type: str = Field(alias="entityType", min_length=1, max_length=100)
-    observations: list[ObservationText] = Field(default_factory=list)
-
-    _name = field_validator("name")(_visible_name)
-    _observations = field_validator("observations")(_visible_texts)
+    name: EntityName = Field(description="The name of the entity")
+    entity_type: TypeName = Field(alias="entityType", description="The type of the entity")
+    observations: list[ObservationText] = Field(
+        description="An array of observation contents associated with the entity")
 
 
 class McpRelation(McpModel):
-    from_: str = Field(alias="from", min_length=1, max_length=512)
-    to: str = Field(min_length=1, max_length=512)
-    relation_type: str = Field(alias="relationType", min_length=1, max_length=100)
+    from_: EntityName = Field(alias="from", description="The name of the entity where the relation starts")
+    to: EntityName = Field(description="The name of the entity where the relation ends")
+    relation_type: TypeName = Field(alias="relationType", description="The type of the relation")
 
 
 class ObservationAddition(McpModel):
-    entity_name: str = Field(alias="entityName", min_length=1, max_length=512)
-    contents: list[ObservationText]
-
-    _contents = field_validator("contents")(_visible_texts)
+    entity_name: EntityName = Field(alias="entityName", description="The name of the entity to add the observations to")
+    contents: list[ObservationText] = Field(description="An array of observation contents to add")
 
 
 class ObservationsAdded(McpModel):
@@ -93,8 +99,8 @@ class ObservationsAdded(McpModel):
 
 
 class ObservationDeletion(McpModel):
-    entity_name: str = Field(alias="entityName", min_length=1, max_length=512)
-    observations: list[str]
+    entity_name: EntityName = Field(alias="entityName", description="The name of the entity containing the observations")
+    observations: list[str] = Field(description="An array of observations to delete")
 
 
 class DeleteResult(McpModel):
@@ -253,10 +259,7 @@ class McpMemory:
 
     # -- plumbing -----------------------------------------------------------------------------------
     def _read(self, cypher: str, /, **params: Any) -> list[dict[str, Any]]:
-        records, _, _ = self.graph.driver.execute_query(
-            cypher, parameters_={**params, "space": self.graph.space}, database_=self.graph.database, routing_="r",
-        )
-        return [record.data() for record in records]
+        return self.graph.rows(cypher, **params)
 
     def _resolve(self, names: Iterable[str]) -> dict[str, list[_Node]]:
         """Current entities per normalised name: by name (any kind), else by alias. Two queries for any number."""

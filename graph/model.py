@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from graph.errors import InvalidInput
-from graph.vocabulary import Kind, normalise_name, relation_type
+from graph.dates import parse_datetime
+from graph.vocabulary import DelegationStatus, Kind, normalise_name, relation_type
 
 
 def as_utc(value: datetime) -> datetime:
@@ -30,10 +31,21 @@ def require_visible(text: str) -> str:
     return text
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+def read_time(value: Any) -> Any:
+    """Strings and numbers through kgmem's date rules (graph/dates.py); anything else to Pydantic."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return parse_datetime(value)
+    return value
+
+
+# Texts (observations, summaries, lessons, memories) are kept whole up to this many characters; the
+# vector index reads them in passages (memory/passages.py). The API's body limit (2 MiB) is above it.
+MAX_TEXT_CHARS = 1_048_576
+
+UtcDatetime = Annotated[datetime, BeforeValidator(read_time), AfterValidator(as_utc)]
 VisibleText = Annotated[str, AfterValidator(require_visible)]
 Name = Annotated[str, Field(min_length=1, max_length=512)]
-Text = Annotated[str, Field(min_length=1, max_length=20_000), AfterValidator(require_visible)]
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(require_visible)]
 Scalar = str | int | float | bool | datetime
 AttributeValue = Scalar | list[str] | list[int] | list[float] | None
 
@@ -71,9 +83,6 @@ class AgentAttributes(Attributes):
     role: str | None = None
     skills: list[str] | None = None
     model: str | None = None
-
-
-DelegationStatus = Literal["planned", "running", "succeeded", "failed", "cancelled"]
 
 
 class DelegationAttributes(Attributes):
@@ -196,7 +205,7 @@ class EntityIn(BaseModel):
         default=None, max_length=100, description="Free-form type; defaults to the kind. Kept as given for Thing."
     )
     aliases: list[Name] = Field(default_factory=list, max_length=100)
-    summary: str | None = Field(default=None, max_length=20_000)
+    summary: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
     attributes: dict[str, Any] = Field(default_factory=dict)
     id: str | None = Field(default=None, max_length=200, description="Use this id if the entity is new")
     provenance: Provenance = Field(default_factory=Provenance)

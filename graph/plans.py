@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from neo4j import Driver
-
 from graph import reads, writes
+from graph.gateway import Gateway
 
 FORBIDDEN_OPERATORS = frozenset({
     "AllNodesScan", "NodeByLabelScan", "NodeIndexScan", "DirectedRelationshipIndexScan", "UndirectedRelationshipIndexScan", "UnionNodeByLabelsScan", "IntersectionNodeByLabelsScan",
@@ -74,10 +73,9 @@ def hot_queries(space: str) -> list[HotQuery]:
     return queries
 
 
-def plan_operators(driver: Driver, query: HotQuery, database: str = "neo4j") -> list[str]:
+def plan_operators(gateway: Gateway, query: HotQuery) -> list[str]:
     """Operator names of the query's plan, without the '@neo4j' suffix."""
-    with driver.session(database=database) as session:
-        summary = session.run("EXPLAIN " + query.cypher, query.params).consume()
+    summary = gateway.explain(query.cypher, query.params)
     operators: list[str] = []
 
     def walk(node: dict[str, Any]) -> None:

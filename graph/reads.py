@@ -11,10 +11,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-from neo4j import READ_ACCESS, Driver
-
 from graph import lucene, records
 from graph.errors import InvalidInput, NotFound
+from graph.gateway import Gateway
 from graph.model import Entity, EntityHistory, Neighbour, Neighbourhood, Page, SearchHit
 from graph.vocabulary import Kind, normalise_name
 
@@ -176,6 +175,22 @@ ORDER BY r.recorded_at, r.id
 """
 
 
+# What a space holds, current facts only.
+ENTITY_COUNTS = """
+MATCH (e:Entity {space: $space}) WHERE e.retracted_at IS NULL
+RETURN e.kind AS kind, count(*) AS n ORDER BY kind
+"""
+OBSERVATION_COUNT = """
+MATCH (o:Observation {space: $space}) WHERE o.retracted_at IS NULL AND o.valid_to IS NULL
+RETURN count(o) AS n
+"""
+RELATION_COUNTS = f"""
+MATCH (:Entity {{space: $space}})-[r]->(:Entity)
+WHERE NOT type(r) IN {BOOKKEEPING} AND r.valid_to IS NULL AND r.retracted_at IS NULL
+RETURN type(r) AS type, count(*) AS n ORDER BY type
+"""
+
+
 # -- cursors -----------------------------------------------------------------------------------
 
 def encode_cursor(data: dict[str, Any]) -> str:
@@ -200,21 +215,17 @@ def decode_cursor(cursor: str | None, *fields: str) -> dict[str, Any]:
 class GraphReader:
     """Read queries for one tenant."""
 
-    def __init__(self, driver: Driver, database: str, space: str) -> None:
-        self.driver = driver
-        self.database = database
+    def __init__(self, gateway: Gateway, space: str) -> None:
+        self.gateway = gateway
         self.space = space
 
-    def _rows(self, cypher: str, /, **params: Any) -> list[dict[str, Any]]:
-        params.setdefault("as_of", None)
-        params.setdefault("known_at", None)
-        records_, _, _ = self.driver.execute_query(
-            cypher, parameters_={"space": self.space, **params}, database_=self.database, routing_="r",
-        )
-        return [record.data() for record in records_]
+    def rows(self, cypher: str, /, **params: Any) -> list[dict[str, Any]]:
+        """Rows of a read in this space (also for other modules' named queries); `as_of` and `known_at`
+        default to now."""
+        return self.gateway.rows(cypher, **{"space": self.space, "as_of": None, "known_at": None, **params})
 
     def get_entity(self, entity_id: str, *, known_at: datetime | None = None) -> Entity:
-        rows = self._rows(GET_ENTITY, id=entity_id, known_at=known_at)
+        rows = self.rows(GET_ENTITY, id=entity_id, known_at=known_at)
         if not rows:
             raise NotFound(f"no entity {entity_id!r} in this space")
         return records.entity(rows[0]["entity"])
@@ -223,9 +234,9 @@ class GraphReader:
         """Entities whose name, or else an alias, is `name` (normalised)."""
         key = normalise_name(name)
         params = {"key": key, "kind": kind.value if kind else None, "known_at": known_at}
-        rows = self._rows(FIND_BY_NAME, **params)
+        rows = self.rows(FIND_BY_NAME, **params)
         if not rows and lucene.phrase(key):
-            rows = self._rows(FIND_BY_ALIAS, query=lucene.in_space(self.space, lucene.phrase(key)), **params)
+            rows = self.rows(FIND_BY_ALIAS, query=lucene.in_space(self.space, lucene.phrase(key)), **params)
         return [records.entity(row["entity"]) for row in rows]
 
     def mentioned_in(self, text: str, *, limit: int = 20, known_at: datetime | None = None) -> list[Entity]:
@@ -234,7 +245,7 @@ class GraphReader:
         if not terms:
             return []
         padded = f" {' '.join(lucene.tokens(text))} "
-        rows = self._rows(MENTION_CANDIDATES, query=lucene.in_space_fields(self.space, terms, ("name", "aliases")),
+        rows = self.rows(MENTION_CANDIDATES, query=lucene.in_space_fields(self.space, terms, ("name", "aliases")),
                           candidates=max(limit * 10, 100), known_at=known_at)
         found = []
         for row in rows:
@@ -246,7 +257,7 @@ class GraphReader:
         if not found:
             return []
         entities = {row["entity"]["id"]: records.entity(row["entity"])
-                    for row in self._rows(ENTITIES_BY_IDS, ids=[entity_id for *_, entity_id in found])}
+                    for row in self.rows(ENTITIES_BY_IDS, ids=[entity_id for *_, entity_id in found])}
         return [entities[entity_id] for *_, entity_id in found if entity_id in entities]
 
     def list_entities(
@@ -257,9 +268,9 @@ class GraphReader:
         params = {"updated_since": updated_since, "known_at": known_at, "after_key": after.get("k"),
                   "after_id": after.get("i"), "limit": limit + 1}
         if kinds:
-            rows = self._rows(LIST_ENTITIES_OF_KINDS, kinds=[k.value for k in kinds], **params)
+            rows = self.rows(LIST_ENTITIES_OF_KINDS, kinds=[k.value for k in kinds], **params)
         else:
-            rows = self._rows(LIST_ENTITIES, **params)
+            rows = self.rows(LIST_ENTITIES, **params)
         items = [records.entity(row["entity"]) for row in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
@@ -284,7 +295,7 @@ class GraphReader:
             params = {"query": query, "kinds": kind_values, "as_of": as_of, "known_at": known_at,
                       "candidates": max(limit * 5, 50)}
             for channel, cypher in (("fulltext", SEARCH_ENTITY_TEXT), ("observation", SEARCH_OBSERVATION_TEXT)):
-                for row in self._rows(cypher, **params):
+                for row in self.rows(cypher, **params):
                     entity_id = row["entity"]["id"]
                     if entity_id in hits:
                         hit = hits[entity_id]
@@ -307,24 +318,30 @@ class GraphReader:
         center = self.get_entity(entity_id, known_at=known_at)
         offset = int(decode_cursor(cursor, "o")["o"]) if cursor else 0
         time = {"as_of": as_of, "known_at": known_at}
-        rows = self._rows(NEIGHBOURHOOD[depth], id=entity_id, offset=offset, limit=limit + 1,
+        rows = self.rows(NEIGHBOURHOOD[depth], id=entity_id, offset=offset, limit=limit + 1,
                           kinds=[k.value for k in kinds] if kinds else None, **time)
         neighbours = [Neighbour(entity=records.entity(row["entity"]), distance=row["distance"]) for row in rows[:limit]]
         ids = [entity_id] + [n.entity.id for n in neighbours]
-        relations = [records.relation_from_row(row) for row in self._rows(RELATIONS_AMONG, ids=ids, **time)]
+        relations = [records.relation_from_row(row) for row in self.rows(RELATIONS_AMONG, ids=ids, **time)]
         facts = [records.observation(row["observation"])
-                 for row in self._rows(OBSERVATIONS_OF, id=entity_id, limit=observations, **time)]
+                 for row in self.rows(OBSERVATIONS_OF, id=entity_id, limit=observations, **time)]
         next_cursor = encode_cursor({"o": offset + limit}) if len(rows) > limit else None
         return Neighbourhood(center=center, neighbours=neighbours, relations=relations, observations=facts,
                              next_cursor=next_cursor)
 
+    def counts(self) -> dict[str, Any]:
+        """Current entities by kind, observations, and relations by type."""
+        return {"entities": {row["kind"]: row["n"] for row in self.rows(ENTITY_COUNTS)},
+                "observations": self.rows(OBSERVATION_COUNT)[0]["n"],
+                "relations": {row["type"]: row["n"] for row in self.rows(RELATION_COUNTS)}}
+
     def history(self, entity_id: str) -> EntityHistory:
-        rows = self._rows(HISTORY_ENTITY, id=entity_id)
+        rows = self.rows(HISTORY_ENTITY, id=entity_id)
         if not rows:
             raise NotFound(f"no entity {entity_id!r} in this space")
         return EntityHistory(
             entity=records.entity(rows[0]["entity"]),
-            revisions=[records.revision(r["revision"]) for r in self._rows(HISTORY_REVISIONS, id=entity_id)],
-            observations=[records.observation(r["observation"]) for r in self._rows(HISTORY_OBSERVATIONS, id=entity_id)],
-            relations=[records.relation_from_row(r) for r in self._rows(HISTORY_RELATIONS, id=entity_id)],
+            revisions=[records.revision(r["revision"]) for r in self.rows(HISTORY_REVISIONS, id=entity_id)],
+            observations=[records.observation(r["observation"]) for r in self.rows(HISTORY_OBSERVATIONS, id=entity_id)],
+            relations=[records.relation_from_row(r) for r in self.rows(HISTORY_RELATIONS, id=entity_id)],
         )

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from neo4j import Driver
-
-from graph.cypher import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, CypherResult, run_read_only
+from graph.gateway import Gateway
+from graph.guard import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, CypherResult, run_read_only
 from graph.errors import InvalidInput, NotFound
 
 ParameterKind = Literal["string", "integer", "boolean", "datetime"]
@@ -456,16 +455,13 @@ def get_report(name: str) -> Report:
 
 
 def run_report(
-    driver: Driver,
+    gateway: Gateway,
     name: str,
     params: Mapping[str, Any],
     *,
-    database: str = "neo4j",
     timeout_s: float = DEFAULT_TIMEOUT_S,
     max_rows: int = DEFAULT_MAX_ROWS,
 ) -> CypherResult:
     """Run report `name` with `params` through the same guard as any analyst query."""
     report = get_report(name)
-    return run_read_only(
-        driver, report.cypher, report.bind(params), database=database, timeout_s=timeout_s, max_rows=max_rows
-    )
+    return run_read_only(gateway, report.cypher, report.bind(params), timeout_s=timeout_s, max_rows=max_rows)

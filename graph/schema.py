@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from neo4j import Driver
-
+from graph.gateway import Gateway
 from graph.vocabulary import DECLARED_RELATIONS
 
 CONSTRAINTS = [
@@ -45,12 +44,10 @@ def fulltext_statement(name: str) -> str:
             f"OPTIONS {{indexConfig: {{`fulltext.analyzer`: '{ANALYZER}'}}}}")
 
 
-def _outdated_fulltext(driver: Driver, database: str) -> list[str]:
+def _outdated_fulltext(gateway: Gateway) -> list[str]:
     """Fulltext indexes from an older kgmem whose analyzer or properties differ: dropped and rebuilt."""
-    records, _, _ = driver.execute_query(
-        "SHOW FULLTEXT INDEXES YIELD name, properties, options RETURN name, properties, options", database_=database)
     outdated = []
-    for row in records:
+    for row in gateway.rows("SHOW FULLTEXT INDEXES YIELD name, properties, options RETURN name, properties, options"):
         if row["name"] not in FULLTEXT:
             continue
         analyzer = (row["options"] or {}).get("indexConfig", {}).get("fulltext.analyzer")
@@ -69,10 +66,10 @@ def relation_indexes() -> list[str]:
     return statements
 
 
-def ensure_schema(driver: Driver, database: str = "neo4j", *, wait_s: float = 120) -> None:
-    for name in _outdated_fulltext(driver, database):
-        driver.execute_query(f"DROP INDEX {name}", database_=database)  # name from FULLTEXT, not input
+def ensure_schema(gateway: Gateway, *, wait_s: float = 120) -> None:
+    for name in _outdated_fulltext(gateway):
+        gateway.write(f"DROP INDEX {name}")  # name from FULLTEXT, not input
     fulltext = [fulltext_statement(name) for name in FULLTEXT]
     for statement in CONSTRAINTS + INDEXES + fulltext + relation_indexes():
-        driver.execute_query(statement, database_=database)
-    driver.execute_query("CALL db.awaitIndexes($seconds)", seconds=int(wait_s), database_=database)
+        gateway.write(statement)
+    gateway.write("CALL db.awaitIndexes($seconds)", seconds=int(wait_s))

@@ -77,6 +77,15 @@ class Settings(BaseSettings):
     neo4j_database: str = Field(
         default="neo4j", validation_alias=AliasChoices("NEO4J_DATABASE", "KGMEM_NEO4J_DATABASE")
     )
+    neo4j_retry_s: float = Field(
+        default=10.0, gt=0, le=300,
+        description="How long a transaction is retried through transient failures (a leader switch, a deadlock).",
+    )
+    neo4j_connect_timeout_s: float = Field(default=5.0, gt=0, le=120, description="Time to open a connection.")
+    neo4j_down_cooldown_s: float = Field(
+        default=2.0, gt=0, le=60,
+        description="Once Neo4j is found unreachable, calls fail at once; it is probed again this often.",
+    )
 
     # -- Managed local Neo4j ----------------------------------------------------
     neo4j_version: str = NEO4J_VERSION
@@ -104,6 +113,17 @@ class Settings(BaseSettings):
     embedding_device: str | None = Field(default=None, description="torch device, e.g. cpu or cuda; default: auto.")
     reranker_model: str | None = Field(
         default=None, description="A sentence-transformers cross-encoder (id or path) that reorders recall's top results."
+    )
+    omp_wait_policy: str = Field(
+        default="PASSIVE", validation_alias=AliasChoices("OMP_WAIT_POLICY", "KGMEM_OMP_WAIT_POLICY"),
+        description="PyTorch's idle OpenMP threads: PASSIVE sleeps instead of spinning, which keeps embedding "
+                    "fast beside Neo4j on small machines. Applied when the model loads.",
+    )
+
+    # -- Claude -------------------------------------------------------------------
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "KGMEM_ANTHROPIC_API_KEY"),
+        description="Claude, for extraction and mem0's infer=true. Unset: those features say they need it.",
     )
 
     # -- API ---------------------------------------------------------------------
@@ -155,8 +175,9 @@ class Settings(BaseSettings):
     def public_dict(self) -> dict[str, Any]:
         """Settings with secrets masked, for `kgmem config`."""
         data = self.model_dump(mode="json")
-        if data.get("neo4j_password"):
-            data["neo4j_password"] = "********"
+        for secret in ("neo4j_password", "anthropic_api_key"):
+            if data.get(secret):
+                data[secret] = "********"
         return data
 
 

@@ -1,40 +1,36 @@
 """The graph's typed Python API. Every operation is bound to one tenant (`space`).
 
-    store = GraphStore(driver)
+    store = GraphStore(gateway)
     store.ensure_schema()
     acme = store.space("acme")
     acme.upsert_entities([EntityIn(kind=Kind.PROJECT, name="Churn")])
+    acme.write(lambda w: w.add_observations([...]) and w.run(MY_QUERY, id=...))
+
+`SpaceGraph.write` is kgmem's one write path: every write of every layer is a
+transaction it runs. After each commit it calls the store's `after_write` hooks
+with the space; the memory layer hooks the vector index there, so the vectors of
+whatever a write changed follow it, whoever wrote.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-from neo4j import Driver
-from neo4j.exceptions import ConstraintError
-
-from graph import lucene, writes
-from graph.errors import InvalidInput, NotFound
-from graph.model import (
-    Entity,
-    EntityHistory,
-    EntityIn,
-    Neighbourhood,
-    Observation,
-    ObservationIn,
-    Page,
-    PurgeReport,
-    Relation,
-    RelationIn,
-    SearchHit,
-    now,
-)
+from graph import lucene
+from graph.errors import Conflict, InvalidInput
+from graph.gateway import Gateway
+from graph.model import Entity, EntityIn, Observation, ObservationIn, PurgeReport, Relation, RelationIn, now
 from graph.reads import GraphReader
 from graph.records import entity as entity_from
 from graph.schema import ensure_schema
+from graph.writes import CHUNK_SIZE, MENTIONING_OBSERVATIONS, SpaceWriter
 
 SPACE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+T = TypeVar("T")
+R = TypeVar("R")
+AfterWrite = Callable[[str], None]  # called with the space after a write commits
 
 
 def check_space(space: str) -> str:
@@ -46,85 +42,83 @@ def check_space(space: str) -> str:
 
 
 class GraphStore:
-    def __init__(self, driver: Driver, database: str = "neo4j") -> None:
-        self.driver = driver
-        self.database = database
+    def __init__(self, gateway: Gateway, *, after_write: Sequence[AfterWrite] = ()) -> None:
+        self.gateway = gateway
+        self.after_write: list[AfterWrite] = list(after_write)
 
     def ensure_schema(self) -> None:
-        ensure_schema(self.driver, self.database)
+        ensure_schema(self.gateway)
 
     def space(self, space: str) -> SpaceGraph:
-        return SpaceGraph(self.driver, self.database, check_space(space))
+        return SpaceGraph(self, check_space(space))
 
 
 class SpaceGraph(GraphReader):
     """Reads (inherited) and writes for one tenant."""
 
-    def _write(self, rows: Sequence, unit) -> list:
-        return writes.write_in_chunks(self.driver, self.database, rows, unit)
+    def __init__(self, store: GraphStore, space: str) -> None:
+        super().__init__(store.gateway, space)
+        self.store = store
+
+    # -- the write path ----------------------------------------------------------------------
+    def write(self, work: Callable[[SpaceWriter], T]) -> T:
+        """`work(writer)` in one transaction (run again after a transient failure), then the hooks."""
+        result = self.gateway.write_transaction(lambda tx: work(SpaceWriter(tx, self.space, now())))
+        self._after_write()
+        return result
+
+    def write_batches(self, rows: Sequence[R], work: Callable[[SpaceWriter, list[R]], list[T]]) -> list[T]:
+        """A batch of any size as transactions of `CHUNK_SIZE` rows each, then the hooks once."""
+        results: list[T] = []
+        try:
+            for start in range(0, len(rows), CHUNK_SIZE):
+                chunk = list(rows[start : start + CHUNK_SIZE])
+                results += self.gateway.write_transaction(lambda tx: work(SpaceWriter(tx, self.space, now()), chunk))
+        finally:
+            if results:  # what committed is followed even when a later chunk failed
+                self._after_write()
+        return results
+
+    def _after_write(self) -> None:
+        for hook in self.store.after_write:
+            hook(self.space)
 
     # -- upserts ----------------------------------------------------------------------------
     def upsert_entities(self, entities: Sequence[EntityIn]) -> list[Entity]:
         """Create or update entities by (kind, name); safe to repeat."""
-        def unit(tx, chunk):
-            return writes.upsert_entities_tx(tx, self.space, chunk, now())
-
         try:
-            return [entity_from(props) for props in self._write(entities, unit)]
-        except ConstraintError as exc:
+            return [entity_from(props) for props in self.write_batches(entities, SpaceWriter.upsert_entities)]
+        except Conflict as exc:
             # MERGE on (space, kind, name) never collides; a caller-chosen id that is taken does.
             taken = sorted(e.id for e in entities if e.id)
             raise InvalidInput(f"entity id already in use: {', '.join(taken) or 'unknown'}; omit `id` to get a new one") from exc
 
     def add_observations(self, observations: Sequence[ObservationIn], *, create_missing: bool = False) -> list[Observation]:
         """Attach observations; the same current text on the same entity is stored once."""
-        def unit(tx, chunk):
-            return writes.add_observations_tx(tx, self.space, chunk, now(), create_missing=create_missing)
-
-        return self._write(observations, unit)
+        return self.write_batches(observations, lambda w, chunk: w.add_observations(chunk, create_missing=create_missing))
 
     def upsert_relations(self, relations: Sequence[RelationIn], *, create_missing: bool = False) -> list[Relation]:
         """Record relations; single-valued types close the fact they supersede."""
-        def unit(tx, chunk):
-            return writes.upsert_relations_tx(tx, self.space, chunk, now(), create_missing=create_missing)
-
-        return self._write(relations, unit)
+        return self.write_batches(relations, lambda w, chunk: w.upsert_relations(chunk, create_missing=create_missing))
 
     # -- retractions (soft) --------------------------------------------------------------------
     def retract_observations(self, observation_ids: Sequence[str]) -> int:
-        records_, _, _ = self.driver.execute_query(
-            writes.RETRACT_OBSERVATIONS, ids=list(observation_ids), space=self.space, now=now(), database_=self.database)
-        return len(records_)
+        return self.write(lambda w: w.retract_observations(observation_ids))
 
     def retract_observation_texts(self, entity_id: str, texts: Sequence[str]) -> int:
-        rows = [{"key": writes.observation_key(entity_id, text)} for text in texts]
-        records_, _, _ = self.driver.execute_query(
-            writes.RETRACT_OBSERVATIONS_BY_TEXT, rows=rows, space=self.space, now=now(), database_=self.database)
-        return len(records_)
+        return self.write(lambda w: w.retract_observation_texts(entity_id, texts))
 
     def retract_relations(self, relations: Sequence[RelationIn]) -> int:
-        def unit(tx, chunk):
-            return [writes.retract_relations_tx(tx, self.space, chunk, now())]
-
-        return sum(self._write(relations, unit))
+        return sum(self.write_batches(relations, lambda w, chunk: [w.retract_relations(chunk)]))
 
     def retract_entity(self, entity_id: str) -> dict[str, int]:
         """Soft delete: hidden from reads, kept in history, with its current relations and observations."""
-        records_, _, _ = self.driver.execute_query(
-            writes.RETRACT_ENTITY, id=entity_id, space=self.space, now=now(), database_=self.database)
-        if not records_:
-            raise NotFound(f"no entity {entity_id!r} in this space")
-        row = records_[0]
-        return {"relations": row["relations"], "observations": row["observations"]}
+        return self.write(lambda w: w.retract_entity(entity_id))
 
     # -- removal (admin) --------------------------------------------------------------------------
     def delete_entity(self, entity_id: str) -> PurgeReport:
         """Hard delete: the entity, its observations, revisions and relationships, gone for good."""
-        records_, _, _ = self.driver.execute_query(
-            writes.DELETE_ENTITY, id=entity_id, space=self.space, database_=self.database)
-        if not records_:
-            raise NotFound(f"no entity {entity_id!r} in this space")
-        row = records_[0]
+        row = self.write(lambda w: w.delete_entity(entity_id))
         return PurgeReport(entity_id=entity_id, entities=1, observations=len(row["observation_ids"]),
                            relations=row["relations"], revisions=row["revisions"],
                            observation_ids=row["observation_ids"])
@@ -137,13 +131,12 @@ class SpaceGraph(GraphReader):
         clauses = " ".join(lucene.phrase(name) for name in names if lucene.phrase(name))
         mentions: list[str] = []
         if clauses:
-            records_, _, _ = self.driver.execute_query(
-                writes.MENTIONING_OBSERVATIONS, phrase=lucene.in_space(self.space, clauses), space=self.space,
-                terms=[name.casefold() for name in names], database_=self.database, routing_="r")
-            mentions = [record["id"] for record in records_]
+            mentions = [row["id"] for row in self.rows(
+                MENTIONING_OBSERVATIONS, phrase=lucene.in_space(self.space, clauses),
+                terms=[name.casefold() for name in names])]
         report = self.delete_entity(entity_id)
         extra = [m for m in mentions if m not in set(report.observation_ids)]
         if extra:
-            self.driver.execute_query(writes.DELETE_OBSERVATIONS, ids=extra, space=self.space, database_=self.database)
+            self.write(lambda w: w.delete_observations(extra))
         return report.model_copy(update={
             "observations": report.observations + len(extra), "observation_ids": report.observation_ids + extra})

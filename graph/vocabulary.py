@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from enum import StrEnum
+from typing import Literal, get_args
 
 from graph.errors import InvalidInput
 
@@ -32,6 +33,13 @@ class Kind(StrEnum):
 
 
 ENTITY_LABEL = "Entity"
+
+# A delegation's life: planned (briefed) -> running -> one of the terminal states.
+DelegationStatus = Literal["planned", "running", "succeeded", "failed", "cancelled"]
+OPEN_STATUSES: tuple[str, ...] = ("planned", "running")
+TERMINAL_STATUSES: frozenset[str] = frozenset(get_args(DelegationStatus)) - set(OPEN_STATUSES)
+# What an outcome may report: every status but planned, which only a brief sets.
+OutcomeStatus = Literal[tuple(s for s in get_args(DelegationStatus) if s != "planned")]  # type: ignore[valid-type]
 _KIND_BY_KEY = {re.sub(r"[^a-z]", "", kind.value.lower()): kind for kind in Kind}
 
 

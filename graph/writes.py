@@ -1,9 +1,11 @@
-"""Batch writes: entities, observations and relations, idempotent and chunked.
+"""Writes: entities, observations and relations, idempotent, inside one transaction.
 
-Each chunk is one managed transaction (`execute_write`), which the driver
-retries on transient errors such as deadlocks and leader switches. Everything
-a chunk needs (resolving names, creating missing entities, closing superseded
-facts) happens inside that one transaction.
+`SpaceWriter` is what a write transaction offers (see `SpaceGraph.write`): the
+graph's own writes, and `run`/`rows` for the named queries of other modules,
+all bound to one tenant and stamped with one time. Everything a write needs
+(resolving names, creating missing entities, closing superseded facts, marking
+what the vector index must follow) happens inside that transaction, which the
+driver retries on transient errors such as deadlocks and leader switches.
 """
 
 from __future__ import annotations
@@ -11,35 +13,19 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, TypeVar
-
-from neo4j import Driver, ManagedTransaction
+from typing import Any
 
 from graph import lucene, records
 from graph.errors import InvalidInput, NotFound
-from graph.model import EntityIn, EntityRef, Observation, ObservationIn, Relation, RelationIn, now
-from graph.records import native
+from graph.gateway import Tx
+from graph.model import EntityIn, EntityRef, Observation, ObservationIn, Relation, RelationIn
 from graph.temporal import Fact, plan_multi_valued, plan_single_valued
 from graph.vocabulary import SINGLE_VALUED, Kind, normalise_name
 
-CHUNK_SIZE = 500
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def write_in_chunks(
-    driver: Driver, database: str, rows: Sequence[T], unit: Callable[[ManagedTransaction, list[T]], list[R]],
-    chunk_size: int = CHUNK_SIZE,
-) -> list[R]:
-    results: list[R] = []
-    # The driver's own bookmark manager: reads through execute_query then see these writes on a cluster.
-    with driver.session(database=database, bookmark_manager=driver.execute_query_bookmark_manager) as session:
-        for start in range(0, len(rows), chunk_size):
-            results.extend(session.execute_write(unit, list(rows[start : start + chunk_size])))
-    return results
+CHUNK_SIZE = 500  # rows per transaction in a batch write
 
 
 # -- entities -------------------------------------------------------------------------------
@@ -108,13 +94,13 @@ def _merge_duplicates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(merged.values())
 
 
-def upsert_entities_tx(tx: ManagedTransaction, space: str, entities: list[EntityIn], at: datetime) -> list[dict]:
+def _upsert_entities(tx: Tx, space: str, entities: list[EntityIn], at: datetime) -> list[dict]:
     rows = _merge_duplicates([_entity_row(entity) for entity in entities])
-    result = tx.run(UPSERT_ENTITIES, rows=rows, space=space, now=at).data()
+    result = tx.rows(UPSERT_ENTITIES, rows=rows, space=space, now=at)
     revisions = []
     pending = []
     for row, written in zip(rows, result):
-        changes = _changes(native(written["before"]), row, created=written["created"])
+        changes = _changes(written["before"], row, created=written["created"])
         if written["created"] or "summary" in changes or written["new_aliases"]:
             pending.append(written["entity"]["id"])
         if changes:
@@ -122,9 +108,9 @@ def upsert_entities_tx(tx: ManagedTransaction, space: str, entities: list[Entity
                               "changes": json.dumps(changes, default=str, sort_keys=True),
                               "source": row["source"], "agent": row["agent"], "delegation_id": row["delegation_id"]})
     if revisions:
-        tx.run(CREATE_REVISIONS, revisions=revisions, space=space, now=at).consume()
+        tx.run(CREATE_REVISIONS, revisions=revisions, space=space, now=at)
     if pending:
-        tx.run(MARK_ENTITIES_PENDING, ids=pending, now=at).consume()
+        tx.run(MARK_ENTITIES_PENDING, ids=pending, now=at)
     by_key = {(w["entity"]["kind"], w["entity"]["name_key"]): w["entity"] for w in result}
     return [by_key[(r["kind"], r["name_key"])] for r in [_entity_row(e) for e in entities]]
 
@@ -173,12 +159,12 @@ RETURN ref.key AS key, ref.kind AS kind, collect(e.id) AS ids, collect(e.kind) A
 """
 
 
-def resolve_refs_tx(
-    tx: ManagedTransaction, space: str, refs: list[EntityRef], at: datetime, *, create_missing: bool = False,
+def _resolve_refs(
+    tx: Tx, space: str, refs: list[EntityRef], at: datetime, *, create_missing: bool = False,
 ) -> list[str]:
     """The entity id each ref points at, in order. Missing ones are created (by name) or reported."""
     ids = sorted({ref.id for ref in refs if ref.id})
-    found_ids = {row["id"] for row in tx.run(RESOLVE_IDS, ids=ids, space=space).data()} if ids else set()
+    found_ids = {row["id"] for row in tx.rows(RESOLVE_IDS, ids=ids, space=space)} if ids else set()
 
     wanted = {(ref.name_key, ref.kind.value if ref.kind else None) for ref in refs if not ref.id}
     by_name: dict[tuple[str, str | None], str] = {}
@@ -188,7 +174,7 @@ def resolve_refs_tx(
         candidates = pending if query is RESOLVE_NAMES else [p for p in pending if p["query"]]
         if not candidates:
             continue
-        for row in tx.run(query, refs=candidates, space=space).data():
+        for row in tx.rows(query, refs=candidates, space=space):
             if len(row["ids"]) > 1:
                 raise InvalidInput(
                     f"the name {row['key']!r} matches several entities ({', '.join(sorted(row['kinds']))}); give its kind or id"
@@ -199,7 +185,7 @@ def resolve_refs_tx(
     missing = [ref for ref in refs if (ref.id and ref.id not in found_ids)
                or (not ref.id and (ref.name_key, ref.kind.value if ref.kind else None) not in by_name)]
     if missing and create_missing and all(not ref.id for ref in missing):
-        created = upsert_entities_tx(tx, space, [EntityIn(kind=ref.kind or Kind.THING, name=ref.name) for ref in missing], at)
+        created = _upsert_entities(tx, space, [EntityIn(kind=ref.kind or Kind.THING, name=ref.name) for ref in missing], at)
         for ref, props in zip(missing, created):
             by_name[(ref.name_key, ref.kind.value if ref.kind else None)] = props["id"]
     elif missing:
@@ -248,22 +234,22 @@ def observation_key(entity_id: str, text: str, ref: str | None = None) -> str:
     return f"{entity_id}:{hashlib.sha256(normalise_name(text).encode()).hexdigest()[:32]}"
 
 
-def add_observations_tx(
-    tx: ManagedTransaction, space: str, observations: list[ObservationIn], at: datetime, *, create_missing: bool = False,
+def _add_observations(
+    tx: Tx, space: str, observations: list[ObservationIn], at: datetime, *, create_missing: bool = False,
 ) -> list[Observation]:
-    entity_ids = resolve_refs_tx(tx, space, [o.entity for o in observations], at, create_missing=create_missing)
+    entity_ids = _resolve_refs(tx, space, [o.entity for o in observations], at, create_missing=create_missing)
     rows = []
     for o, entity_id in zip(observations, entity_ids):
         valid_from = o.valid_from or at
         rows.append({"id": str(uuid.uuid4()), "entity_id": entity_id, "key": observation_key(entity_id, o.text, o.ref),
                      "text": o.text, "date_text": date_text(valid_from), "valid_from": valid_from,
                      "supersedes": o.supersedes, "ref": o.ref, "seq": o.seq, **o.provenance.model_dump()})
-    written = tx.run(ADD_OBSERVATIONS, rows=rows, space=space, now=at).data()
+    written = tx.rows(ADD_OBSERVATIONS, rows=rows, space=space, now=at)
     result = [records.observation(row["observation"]) for row in written]
     created = [{"id": o.id, "source": o.provenance.source, "seq": o.seq} for o in result
                if o.recorded_at == at and o.seq is not None and o.provenance.source]
     if created:
-        tx.run(REMARK_NEIGHBOURS, created=created, space=space, now=at, window=CONTEXT_WINDOW).consume()
+        tx.run(REMARK_NEIGHBOURS, created=created, space=space, now=at, window=CONTEXT_WINDOW)
     return result
 
 
@@ -328,21 +314,21 @@ RETURN f.id AS id, r {.*} AS relation, type(r) AS type, s.id AS source_id, s.nam
 """
 
 
-def upsert_relations_tx(
-    tx: ManagedTransaction, space: str, relations: list[RelationIn], at: datetime, *, create_missing: bool = False,
+def _upsert_relations(
+    tx: Tx, space: str, relations: list[RelationIn], at: datetime, *, create_missing: bool = False,
 ) -> list[Relation]:
     refs = [ref for relation in relations for ref in (relation.source, relation.target)]
-    ids = resolve_refs_tx(tx, space, refs, at, create_missing=create_missing)
+    ids = _resolve_refs(tx, space, refs, at, create_missing=create_missing)
     sources, targets = ids[0::2], ids[1::2]
     # Writing to every source first locks it, so concurrent writers to one source queue up.
-    tx.run(LOCK_SOURCES, ids=sorted(set(sources)), space=space, now=at).consume()
+    tx.run(LOCK_SOURCES, ids=sorted(set(sources)), space=space, now=at)
 
     types = [relation.canonical_type for relation in relations]
     pairs = sorted({(source, rel_type) for source, rel_type in zip(sources, types)})
     facts: dict[tuple[str, str], list[Fact]] = {pair: [] for pair in pairs}
-    for row in tx.run(EXISTING_FACTS, pairs=[{"source": s, "type": t} for s, t in pairs], space=space).data():
+    for row in tx.rows(EXISTING_FACTS, pairs=[{"source": s, "type": t} for s, t in pairs], space=space):
         facts[(row["source"], row["type"])].append(
-            Fact(row["id"], row["target"], native(row["valid_from"]), native(row["valid_to"])))
+            Fact(row["id"], row["target"], row["valid_from"], row["valid_to"]))
 
     closes: dict[str, dict[str, Any]] = {}
     creates: list[dict[str, Any]] = []
@@ -373,11 +359,11 @@ def upsert_relations_tx(
         result_ids.append((source, rel_type, new_id))
 
     if closes:
-        tx.run(CLOSE_FACTS, closes=list(closes.values())).consume()
+        tx.run(CLOSE_FACTS, closes=list(closes.values()))
     if creates:
-        tx.run(CREATE_FACTS, creates=creates).consume()
+        tx.run(CREATE_FACTS, creates=creates)
     wanted = [{"source": s, "type": t, "id": i} for s, t, i in result_ids]
-    by_id = {row["id"]: records.relation_from_row(row) for row in tx.run(READ_FACTS, facts=wanted).data()}
+    by_id = {row["id"]: records.relation_from_row(row) for row in tx.rows(READ_FACTS, facts=wanted)}
     return [by_id[i] for _, _, i in result_ids]
 
 
@@ -390,11 +376,11 @@ RETURN r.id AS id
 """
 
 
-def retract_relations_tx(tx: ManagedTransaction, space: str, relations: list[RelationIn], at: datetime) -> int:
+def _retract_relations(tx: Tx, space: str, relations: list[RelationIn], at: datetime) -> int:
     refs = [ref for relation in relations for ref in (relation.source, relation.target)]
-    ids = resolve_refs_tx(tx, space, refs, at)
+    ids = _resolve_refs(tx, space, refs, at)
     rows = [{"source": s, "target": t, "type": r.canonical_type} for r, s, t in zip(relations, ids[0::2], ids[1::2])]
-    return len(tx.run(RETRACT_RELATIONS, rows=rows, space=space, now=at).data())
+    return len(tx.rows(RETRACT_RELATIONS, rows=rows, space=space, now=at))
 
 
 # -- deleting ----------------------------------------------------------------------------------
@@ -455,3 +441,61 @@ MATCH (o:Observation {id: id})
 WHERE o.space = $space
 DETACH DELETE o
 """
+
+
+# -- the writer ----------------------------------------------------------------------------------
+
+class SpaceWriter:
+    """The writes of one transaction in one tenant, all stamped `at`."""
+
+    def __init__(self, tx: Tx, space: str, at: datetime) -> None:
+        self.tx = tx
+        self.space = space
+        self.at = at
+
+    # Queries of other modules: `space` (and `now`) are bound for them.
+    def rows(self, query: str, /, **params: Any) -> list[dict[str, Any]]:
+        return self.tx.rows(query, **{"space": self.space, "now": self.at, **params})
+
+    def row(self, query: str, /, **params: Any) -> dict[str, Any] | None:
+        return self.tx.row(query, **{"space": self.space, "now": self.at, **params})
+
+    def run(self, query: str, /, **params: Any) -> None:
+        self.tx.run(query, **{"space": self.space, "now": self.at, **params})
+
+    def upsert_entities(self, entities: Sequence[EntityIn]) -> list[dict[str, Any]]:
+        """The entities' stored properties, in input order (see `records.entity`)."""
+        return _upsert_entities(self.tx, self.space, list(entities), self.at)
+
+    def add_observations(self, observations: Sequence[ObservationIn], *, create_missing: bool = False) -> list[Observation]:
+        return _add_observations(self.tx, self.space, list(observations), self.at, create_missing=create_missing)
+
+    def upsert_relations(self, relations: Sequence[RelationIn], *, create_missing: bool = False) -> list[Relation]:
+        return _upsert_relations(self.tx, self.space, list(relations), self.at, create_missing=create_missing)
+
+    def retract_relations(self, relations: Sequence[RelationIn]) -> int:
+        return _retract_relations(self.tx, self.space, list(relations), self.at)
+
+    def retract_observations(self, observation_ids: Sequence[str]) -> int:
+        return len(self.rows(RETRACT_OBSERVATIONS, ids=list(observation_ids)))
+
+    def retract_observation_texts(self, entity_id: str, texts: Sequence[str]) -> int:
+        rows = [{"key": observation_key(entity_id, text)} for text in texts]
+        return len(self.rows(RETRACT_OBSERVATIONS_BY_TEXT, rows=rows))
+
+    def retract_entity(self, entity_id: str) -> dict[str, int]:
+        """Soft delete: hidden from reads, kept in history, with its current relations and observations."""
+        row = self.row(RETRACT_ENTITY, id=entity_id)
+        if row is None:
+            raise NotFound(f"no entity {entity_id!r} in this space")
+        return {"relations": row["relations"], "observations": row["observations"]}
+
+    def delete_entity(self, entity_id: str) -> dict[str, Any]:
+        """Hard delete: the entity, its observations, revisions and relationships, gone for good."""
+        row = self.row(DELETE_ENTITY, id=entity_id)
+        if row is None:
+            raise NotFound(f"no entity {entity_id!r} in this space")
+        return row
+
+    def delete_observations(self, observation_ids: Sequence[str]) -> None:
+        self.run(DELETE_OBSERVATIONS, ids=list(observation_ids))

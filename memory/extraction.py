@@ -12,7 +12,6 @@ that answers with scripted API responses, so everything here runs for real.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import threading
@@ -24,8 +23,10 @@ from typing import Annotated, Any, Literal
 import anthropic
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
 
-from graph.errors import ConfigurationError, InvalidInput, KgmemError
+from graph.errors import ConfigurationError, ExtractionFailed, InvalidInput, KgmemError, LLMUnavailable, TextTooLong
 from graph.model import ATTRIBUTE_KEY, EntityIn, EntityRef, ObservationIn, Provenance, RelationIn, validate_attributes
+from graph.settings import Settings
+from memory.schemas import tool_input_schema
 from graph.vocabulary import RELATION_GROUPS, Kind, kind_for_type, normalise_name, relation_type
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
@@ -39,19 +40,6 @@ CHARS_PER_TOKEN = 3.5
 # pricing notes) and the message framing adds a little more.
 REQUEST_OVERHEAD_TOKENS = 400
 MAX_ERRORS_REPORTED = 10
-
-
-class ExtractionFailed(KgmemError):
-    """Claude could not produce a valid extraction; the message says why, in one line."""
-
-    def __init__(self, message: str, *, attempts: int = 0, usage: TokenUsage | None = None) -> None:
-        super().__init__(message)
-        self.attempts = attempts
-        self.usage = usage or TokenUsage()
-
-
-class ExtractionBudgetExceeded(ExtractionFailed):
-    """The text (with prompt and answer room) cannot fit the per-call token budget."""
 
 
 # -- what Claude returns -------------------------------------------------------------------
@@ -171,42 +159,6 @@ class Extraction(_Strict):
 
 
 # -- the tool definition ---------------------------------------------------------------------
-_SCHEMA_MAPS = ("properties", "$defs", "patternProperties")  # values are name -> schema maps
-_SCHEMA_LISTS = ("anyOf", "allOf", "oneOf", "prefixItems")
-_SCHEMA_VALUES = ("items", "additionalProperties", "propertyNames", "not")
-
-
-def tool_input_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """`model`'s JSON Schema, self-contained: $refs inlined and Pydantic's titles dropped.
-
-    The API accepts $defs (the SDK's own tool helper sends them), but a flat schema
-    is easier for the model to follow and the titles only repeat property names.
-    """
-    schema = model.model_json_schema()
-    defs = schema.pop("$defs", {})
-    return _clean(schema, defs, ())
-
-
-def _clean(node: dict[str, Any], defs: dict[str, Any], resolving: tuple[str, ...]) -> dict[str, Any]:
-    node = dict(node)
-    ref = node.pop("$ref", None)
-    if ref is not None:
-        name = ref.removeprefix("#/$defs/")
-        if name in resolving:
-            raise ValueError(f"recursive schema reference {ref} cannot be inlined")
-        # Keywords next to a $ref (a field's description) win over the referenced model's.
-        node = {**_clean(copy.deepcopy(defs[name]), defs, (*resolving, name)), **node}
-    node.pop("title", None)
-    for key, value in node.items():
-        if key in _SCHEMA_MAPS:
-            node[key] = {name: _clean(sub, defs, resolving) for name, sub in value.items()}
-        elif key in _SCHEMA_LISTS:
-            node[key] = [_clean(sub, defs, resolving) for sub in value]
-        elif key in _SCHEMA_VALUES and isinstance(value, dict):
-            node[key] = _clean(value, defs, resolving)
-    return node
-
-
 def extraction_tool() -> dict[str, Any]:
     return {
         "name": TOOL_NAME,
@@ -252,7 +204,7 @@ class UsageTotals:
     input_tokens: int = 0
     output_tokens: int = 0
     extractions: int = 0  # extract() calls that returned a result
-    failures: int = 0  # extract() calls that raised ExtractionFailed
+    failures: int = 0  # extract() calls that failed
 
 
 class UsageCounter:
@@ -315,6 +267,17 @@ def _describe_errors(error: ValidationError) -> tuple[str, str]:
     return "\n".join(feedback), summary
 
 
+def api_error(exc: anthropic.APIError, retries: int, attempt: int, usage: TokenUsage) -> KgmemError:
+    """Claude unreachable or overloaded: retry later; our key refused: the operator must act; else failed."""
+    message = _api_failure(exc, retries)
+    if isinstance(exc, anthropic.APIConnectionError) or (
+            isinstance(exc, anthropic.APIStatusError) and (exc.status_code == 429 or exc.status_code >= 500)):
+        return LLMUnavailable(f"{message}; retry later")
+    if isinstance(exc, anthropic.APIStatusError) and exc.status_code in (401, 403):
+        return ConfigurationError(f"{message}; fix ANTHROPIC_API_KEY")
+    return ExtractionFailed(message, attempts=attempt, usage=usage)
+
+
 def _api_failure(exc: anthropic.APIError, retries: int) -> str:
     after = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
     if isinstance(exc, anthropic.APIStatusError):
@@ -327,6 +290,13 @@ def _api_failure(exc: anthropic.APIError, retries: int) -> str:
         cause = f": {_one_line(str(exc.__cause__), 200)}" if exc.__cause__ else ""
         return f"cannot reach the Anthropic API{after}{cause}"
     return f"Anthropic API call failed: {_one_line(exc.message, 200)}"
+
+
+def claude_client(settings: Settings) -> anthropic.Anthropic | None:
+    """The Anthropic client for the configured key (`ANTHROPIC_API_KEY`), or None without one."""
+    if settings.anthropic_api_key is None:
+        return None
+    return anthropic.Anthropic(api_key=settings.anthropic_api_key.get_secret_value())
 
 
 class ClaudeExtractor:
@@ -382,7 +352,7 @@ class ClaudeExtractor:
             raise InvalidInput("nothing to extract: the text is empty")
         try:
             result = self._extract(text, context, _names(known_entities))
-        except ExtractionFailed:
+        except KgmemError:
             self.usage_counter.add_outcome(succeeded=False)
             raise
         self.usage_counter.add_outcome(succeeded=True)
@@ -393,7 +363,7 @@ class ClaudeExtractor:
         estimate = self._fixed_tokens + _estimate_tokens(len(prompt))
         if estimate + self.max_tokens > self.token_budget:
             room = self.token_budget - self.max_tokens - self.estimate_input_tokens("", context=context, known_entities=known)
-            raise ExtractionBudgetExceeded(
+            raise TextTooLong(
                 f"text too long for one extraction: ~{estimate} input tokens + max_tokens {self.max_tokens} exceeds "
                 f"token_budget {self.token_budget}; the text may be at most ~{max(0, int(room * CHARS_PER_TOKEN))} "
                 f"characters here (it has {len(text)}): split it or raise token_budget"
@@ -450,7 +420,7 @@ class ClaudeExtractor:
             )
         except anthropic.APIError as exc:
             # The SDK has already retried 429/5xx/connection errors max_retries times.
-            raise ExtractionFailed(_api_failure(exc, self.client.max_retries), attempts=attempt, usage=usage) from exc
+            raise api_error(exc, self.client.max_retries, attempt, usage) from exc
 
 
 def _names(known_entities: Iterable[str]) -> list[str]:

@@ -1,7 +1,6 @@
 """Free-text memory: mem0's `Memory` on kgmem's Chroma and embedder, linked into the graph.
 
-    free = FreeTextMemory(settings, open_chroma(settings), embedder, graph_store.space,
-                          on_graph_change=lambda space: sync.process_pending(space=space))
+    free = FreeTextMemory(settings, open_chroma(settings), embedder, graph_store)
     free.add("acme", "I prefer Polars over pandas", user_id="alice", infer=False)
     free.search("acme", "dataframe library", user_id="alice")   # {"results": [...]}
 
@@ -16,7 +15,8 @@ What mem0 2.2.1 needs, and what kgmem gives it:
   mem0 makes, so requests go through the real SDK to whatever transport it was given;
 - its history sqlite and its own directory (`MEM0_DIR`, which it creates and writes a
   config.json into when imported) under `settings.home / "mem0"`;
-- telemetry off: `MEM0_TELEMETRY` is read once, when mem0 is imported, and with it on
+- telemetry off: `MEM0_TELEMETRY` is read once, when mem0 is imported (which only
+  `_import_mem0` does, setting it first; nothing changes the environment at import time), and with it on
   mem0 also fetches a "notices" file from GitHub and prints to stderr.
 
 Tenancy. mem0 scopes memories by user_id/agent_id/run_id only, and with `infer=True`
@@ -29,8 +29,8 @@ memory id answer NotFound. Callers only ever see their own unqualified ids.
 
 Graph. Each added or updated memory is a `Memory` entity in its space (id and name:
 the mem0 id; summary: the text) with `MENTIONS` relations to the entities its text
-names; a deleted one is retracted. `on_graph_change(space)` is called afterwards so the
-caller can run vector sync, which is what puts memories into hybrid recall.
+names; a deleted one is retracted. Those writes go through the graph's write path, so
+the vectors follow them, which is what puts memories into hybrid recall.
 """
 
 from __future__ import annotations
@@ -44,15 +44,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
-from graph.errors import ConfigurationError, InvalidInput, KgmemError, NotFound
-from graph.model import EntityIn, EntityRef, Provenance, RelationIn, VisibleText
+from graph.errors import ConfigurationError, InvalidInput, LLMUnavailable, NotFound
+from graph.model import MAX_TEXT_CHARS, EntityIn, EntityRef, Provenance, RelationIn, VisibleText
 from graph.settings import Settings
 from graph.store import check_space
 from graph.vocabulary import Kind
 from memory.embedder import Embedder
-
-# mem0 reads this once, when it is first imported; nothing here imports mem0 before this line runs.
-os.environ["MEM0_TELEMETRY"] = "False"
+from memory.index import translate as translate_chroma
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -67,7 +65,6 @@ UNUSED_EMBEDDING_ENDPOINT = "http://127.0.0.1:9/kgmem-unused"
 SCOPE_KEYS = ("user_id", "agent_id", "run_id")
 SCOPE_SEPARATOR = "/"  # not allowed in a space name, so "space/user" splits one way only
 SOURCE = "mem0"
-MAX_SUMMARY = 20_000
 
 # Payload keys that mem0 or kgmem own: metadata may not set them, filters may not name them.
 RESERVED_METADATA = frozenset({
@@ -75,10 +72,6 @@ RESERVED_METADATA = frozenset({
     "actor_id", "role", "attributed_to", "expiration_date", "memory_type",
 })
 METADATA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
-
-
-class LLMUnavailable(KgmemError):
-    """The LLM call behind `infer=True` failed (network, rate limit, server error)."""
 
 
 # -- requests (mem0's field names) ------------------------------------------------------------------
@@ -92,7 +85,7 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["user", "assistant", "system"]
-    content: str = Field(min_length=1, max_length=100_000)
+    content: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     name: str | None = Field(default=None, max_length=200)
 
 
@@ -126,7 +119,7 @@ def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
 class AddMemoryRequest(MemoryScope):
     """mem0's `add`: a text or chat messages; `infer` lets the LLM extract facts, else each message is stored as is."""
 
-    messages: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] | list[Message] = Field(
+    messages: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)] | list[Message] = Field(
         description="A text, or chat messages [{role, content, name?}]")
     metadata: dict[str, MetadataValue] | None = Field(default=None, description="Scalar values, kept with each memory")
     infer: bool = Field(default=True, description="Extract facts with the LLM (true) or store the messages verbatim")
@@ -175,7 +168,7 @@ class UpdateMemoryRequest(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    text: Annotated[VisibleText, StringConstraints(min_length=1, max_length=100_000)] = Field(
+    text: Annotated[VisibleText, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)] = Field(
         validation_alias=AliasChoices("text", "data"))
     metadata: dict[str, MetadataValue] | None = None
 
@@ -251,7 +244,7 @@ def _import_mem0(mem0_dir: Path):
     from mem0.memory import main as mem0_main, telemetry
 
     if telemetry.MEM0_TELEMETRY or mem0_main.MEM0_TELEMETRY:
-        # Something imported mem0 before this module could set the variable: switch it off after the fact.
+        # Something imported mem0 before this function could set the variable: switch it off after the fact.
         log.warning("mem0 was imported before MEM0_TELEMETRY=False was set; turning its telemetry off now")
         telemetry.MEM0_TELEMETRY = False
         mem0_main.MEM0_TELEMETRY = False
@@ -293,16 +286,14 @@ class FreeTextMemory:
         *,
         anthropic_client: Any = None,
         llm_model: str = DEFAULT_LLM_MODEL,
-        on_graph_change: Callable[[str], None] | None = None,
     ) -> None:
         self._graph: GraphFactory = graph if callable(graph) else graph.space  # a factory, or a GraphStore
-        self.on_graph_change = on_graph_change or (lambda space: None)
         self.embedder = embedder
         self.mem0_dir = Path(settings.home) / "mem0"
         self.mem0_dir.mkdir(parents=True, exist_ok=True)  # mem0 crashes on a history path whose directory is missing
         self.history_db_path = self.mem0_dir / "history.db"
         self.collection_name = collection_name(embedder.name, embedder.dimension)
-        api_key = os.environ.get("ANTHROPIC_API_KEY")
+        api_key = settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else None
         self.llm_available = bool(anthropic_client is not None or api_key)
 
         Memory = _import_mem0(self.mem0_dir)
@@ -370,10 +361,16 @@ class FreeTextMemory:
             raise LLMUnavailable(f"{what}: the LLM call for infer=true failed ({exc}); retry later, "
                                  "or add with infer=false") from exc
         except ValueError as exc:  # mem0's way of refusing input (bad filters, unknown ids)
+            if (unavailable := translate_chroma(exc)) is not None:
+                raise unavailable from exc
             message = str(exc)
             if "not found" in message.lower():
                 raise NotFound(f"{what}: {message}") from exc
             raise InvalidInput(f"{what}: {message}") from exc
+        except Exception as exc:  # Chroma under mem0: an outage is temporary, anything else a bug
+            if (unavailable := translate_chroma(exc)) is not None:
+                raise unavailable from exc
+            raise
 
     def _require_llm(self) -> None:
         if not self.llm_available:
@@ -424,7 +421,6 @@ class FreeTextMemory:
         if changed or gone:
             self._link(space, [(item["id"], item["memory"]) for item in changed], request.ids())
             self._retract(space, gone)
-            self._changed(space)
         return answer
 
     def search(self, space: str, query: str, *, user_id: str | None = None, agent_id: str | None = None,
@@ -468,7 +464,6 @@ class FreeTextMemory:
         ids = {key: payload[key][len(prefix):] for key in SCOPE_KEYS
                if isinstance(payload.get(key), str) and payload[key].startswith(prefix)}
         self._link(space, [(memory_id, payload.get("data", request.text))], ids)
-        self._changed(space)
         return answer
 
     def delete(self, space: str, memory_id: str) -> dict[str, Any]:
@@ -477,7 +472,6 @@ class FreeTextMemory:
         self._owned(space, memory_id)
         answer = self._call("delete", self.mem0.delete, memory_id)
         self._retract(space, [memory_id])
-        self._changed(space)
         return answer
 
     def history(self, space: str, memory_id: str) -> list[dict[str, Any]]:
@@ -491,15 +485,6 @@ class FreeTextMemory:
         self.mem0.close()
 
     # -- the graph --------------------------------------------------------------------------------
-    def _changed(self, space: str) -> None:
-        """Tell the caller; its vector sync failing must not fail a write that is already committed
-        (the items stay pending, and the reconciler finishes them)."""
-        try:
-            self.on_graph_change(space)
-        except Exception:  # noqa: BLE001 - any failure of the caller's hook is logged, not raised
-            log.warning("on_graph_change(%r) failed; the changed items stay pending for the reconciler",
-                        space, exc_info=True)
-
     def _link(self, space: str, memories: list[tuple[str, str]], ids: dict[str, str]) -> None:
         """Upsert a Memory entity per memory and point MENTIONS at the entities its text names (and only those)."""
         if not memories:
@@ -507,7 +492,7 @@ class FreeTextMemory:
         graph = self._graph(space)
         provenance = Provenance(source=SOURCE, agent=ids.get("agent_id"))
         entities = graph.upsert_entities([
-            EntityIn(kind=Kind.MEMORY, name=memory_id, id=memory_id, summary=text[:MAX_SUMMARY],
+            EntityIn(kind=Kind.MEMORY, name=memory_id, id=memory_id, summary=text,
                      attributes={"mem0_id": memory_id, **ids}, provenance=provenance)
             for memory_id, text in memories
         ])

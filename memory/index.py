@@ -10,7 +10,9 @@ makes `kgmem reindex` a clean swap. Tenancy and type are metadata filters
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,14 +20,41 @@ from typing import Any
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 
-from graph.errors import KgmemError
+from graph.errors import ChromaUnavailable, ConfigurationError, KgmemError, ModelMismatch
 
 OPEN_END = 253402300799.0  # 9999-12-31T23:59:59Z: `valid_to` of a fact that is still true
 COLLECTION_PREFIX = "kgmem"
 
 
-class ModelMismatch(KgmemError):
-    """The collection holds vectors from another embedding model."""
+Observer = Callable[[str, float], None]  # (operation, seconds)
+
+
+def translate(exc: BaseException) -> KgmemError | None:
+    """kgmem's error for a Chroma failure, or None when it is a bug to report as it is."""
+    from chromadb import errors as chroma_errors
+
+    if isinstance(exc, chroma_errors.ChromaAuthError | chroma_errors.AuthorizationError | chroma_errors.QuotaError):
+        return ConfigurationError(f"Chroma refused kgmem's request ({type(exc).__name__}); the operator must act")
+    if isinstance(exc, chroma_errors.RateLimitError):
+        return ChromaUnavailable("Chroma is rate-limiting kgmem; retry later")
+    if connection_failure(exc):
+        return ChromaUnavailable("Chroma cannot be reached right now; retry later")
+    return None
+
+
+def connection_failure(exc: BaseException) -> bool:
+    """Whether a connection failure is in `exc`'s chain: the Chroma client reports an unreachable
+    server as a bare ValueError raised while handling httpx's ConnectError."""
+    import httpx
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, httpx.TransportError | ConnectionError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return False
 
 
 @dataclass(frozen=True)
@@ -78,14 +107,36 @@ class VectorIndex:
         self.client = client
         self.model = model
         self.dimension = dimension
+        self._observers: list[Observer] = []
         self.collection = self._open()
+
+    def observe(self, observer: Observer) -> None:
+        """Call `observer(operation, seconds)` after every call to Chroma (metrics)."""
+        self._observers.append(observer)
+
+    @contextmanager
+    def _call(self, operation: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        except KgmemError:
+            raise
+        except Exception as exc:
+            mapped = translate(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        finally:
+            for observer in self._observers:
+                observer(operation, time.perf_counter() - started)
 
     def _open(self) -> Collection:
         name = collection_name(self.model, self.dimension)
-        collection = self.client.get_or_create_collection(
-            name, metadata={"hnsw:space": "cosine", "embedding_model": self.model, "dimension": self.dimension},
-            embedding_function=None,
-        )
+        with self._call("get_or_create_collection"):
+            collection = self.client.get_or_create_collection(
+                name, metadata={"hnsw:space": "cosine", "embedding_model": self.model, "dimension": self.dimension},
+                embedding_function=None,
+            )
         recorded = collection.metadata or {}
         if recorded.get("embedding_model") != self.model or int(recorded.get("dimension", -1)) != self.dimension:
             raise ModelMismatch(
@@ -100,14 +151,21 @@ class VectorIndex:
         # one-item write take 57 ms instead of 16 at 18k items.
         if not items:
             return
-        self.collection.upsert(
-            ids=[item.id for item in items], embeddings=[list(v) for v in vectors],
-            metadatas=[item.metadata() for item in items],
-        )
+        with self._call("upsert"):
+            self.collection.upsert(
+                ids=[item.id for item in items], embeddings=[list(v) for v in vectors],
+                metadatas=[item.metadata() for item in items],
+            )
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
-            self.collection.delete(ids=list(ids))
+            with self._call("delete"):
+                self.collection.delete(ids=list(ids))
+
+    def delete_space(self, space: str) -> None:
+        """Every vector of one tenant."""
+        with self._call("delete"):
+            self.collection.delete(where={"space": space})
 
     def query(
         self, vector: Sequence[float], *, space: str, k: int = 50, types: Sequence[str] | None = None,
@@ -129,10 +187,9 @@ class VectorIndex:
         else:
             conditions += [{"valid_from": {"$lte": at}}, {"valid_to": {"$gt": at}}]
         where = conditions[0] if len(conditions) == 1 else {"$and": conditions}
-        result = self.collection.query(
-            query_embeddings=[list(vector)], n_results=k, where=where,
-            include=["distances", "metadatas"],
-        )
+        with self._call("query"):
+            result = self.collection.query(
+                query_embeddings=[list(vector)], n_results=k, where=where, include=["distances", "metadatas"])
         return [
             VectorHit(id=i, distance=d, metadata=m or {})
             for i, d, m in zip(result["ids"][0], result["distances"][0], result["metadatas"][0])
@@ -145,34 +202,45 @@ class VectorIndex:
         this machine, growing with the collection); the bare kNN takes 2-3 ms. Callers filter the
         ids themselves and fall back to `query` when too few pass.
         """
-        return self.collection.query(query_embeddings=[list(vector)], n_results=k, include=[])["ids"][0]
+        with self._call("query"):
+            return self.collection.query(query_embeddings=[list(vector)], n_results=k, include=[])["ids"][0]
 
     def vectors(self, ids: Sequence[str]) -> dict[str, Any]:
         """Stored vectors by id (numpy arrays); ids without a vector are absent."""
         if not ids:
             return {}
-        got = self.collection.get(ids=list(ids), include=["embeddings"])
+        with self._call("get"):
+            got = self.collection.get(ids=list(ids), include=["embeddings"])
         return dict(zip(got["ids"], got["embeddings"]))
 
     def ids_in(self, ids: Sequence[str]) -> set[str]:
         if not ids:
             return set()
-        return set(self.collection.get(ids=list(ids), include=[])["ids"])
+        with self._call("get"):
+            return set(self.collection.get(ids=list(ids), include=[])["ids"])
 
-    def all_ids(self, batch: int = 5000) -> list[str]:
+    def all_ids(self, space: str | None = None, batch: int = 5000) -> list[str]:
+        """Every vector id, or one space's."""
         found: list[str] = []
         offset = 0
+        where = {"space": space} if space is not None else None
         while True:
-            page = self.collection.get(include=[], limit=batch, offset=offset)["ids"]
+            with self._call("get"):
+                page = self.collection.get(where=where, include=[], limit=batch, offset=offset)["ids"]
             found += page
             if len(page) < batch:
                 return found
             offset += batch
 
-    def count(self) -> int:
-        return self.collection.count()
+    def count(self, space: str | None = None) -> int:
+        """Vectors in the index, or of one space (Chroma cannot count by metadata: that lists its ids)."""
+        with self._call("count" if space is None else "get"):
+            if space is None:
+                return self.collection.count()
+            return len(self.collection.get(where={"space": space}, include=[])["ids"])
 
     def drop(self) -> None:
         """Delete this model's collection (for `reindex --full`)."""
-        self.client.delete_collection(self.collection.name)
+        with self._call("delete_collection"):
+            self.client.delete_collection(self.collection.name)
         self.collection = self._open()

@@ -1,7 +1,7 @@
 """The LoCoMo retrieval benchmark: conversations in through the normal ingestion path, questions
 out through the normal recall, rankings scored by the independent scorer.
 
-    memory = MemoryService.open(settings, driver)
+    memory = MemoryService.open(settings, gateway)
     report = run_benchmark(memory, Path("locomo10.json"), Path("rankings.jsonl"))
 
 What it does, per the protocol in `shared/bench/README.md` (retrieval only, no LLM):
@@ -316,10 +316,8 @@ def wipe_space(memory: MemoryService, space: str) -> int:
 
     Neo4j commits every `WIPE_BATCH` nodes: one transaction for a 100k-memory space outgrows the
     transaction memory of a default heap."""
-    graph = memory.graph
-    with graph.driver.session(database=graph.database) as session:  # IN TRANSACTIONS needs an implicit one
-        deleted = session.run(WIPE_SPACE, space=space, batch=WIPE_BATCH).single()["deleted"]
-    memory.index.collection.delete(where={"space": space})
+    deleted = memory.gateway.run_implicit(WIPE_SPACE, space=space, batch=WIPE_BATCH)[0]["deleted"]
+    memory.index.delete_space(space)
     return deleted
 
 
@@ -335,10 +333,10 @@ def ingest_sample(memory: MemoryService, sample: dict[str, Any], *, on_turns: Ca
     stats.undated_sessions += sum(1 for _, at, turns in sessions(sample) if at is None and turns)
     started = time.perf_counter()
     with _timing_vectors(memory, stats):
-        target.upsert_entities(entities)
-        target.upsert_relations(relations)
+        target.graph.upsert_entities(entities)
+        target.graph.upsert_relations(relations)
         for batch in batches_of(sample, batch_turns):
-            target.add_observations(batch)
+            target.graph.add_observations(batch)
             stats.calls += 1
             stats.turns += len(batch)
             if on_turns:

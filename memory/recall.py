@@ -30,10 +30,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
-from neo4j import Driver
 from pydantic import BaseModel, Field
 
 from graph import lucene, records
+from graph.gateway import Gateway
 from graph.model import Provenance
 from graph.reads import GraphReader, entity_visible, fact_visible
 from graph.vocabulary import Kind
@@ -289,20 +289,16 @@ class _Candidate:
 class Recall:
     """Runs hybrid recall for one tenant at a time."""
 
-    def __init__(self, driver: Driver, database: str, index: VectorIndex | None, embedder: Embedder,
+    def __init__(self, gateway: Gateway, index: VectorIndex | None, embedder: Embedder,
                  config: RecallConfig | None = None, reranker: Reranker | None = None) -> None:
-        self.driver = driver
-        self.database = database
+        self.gateway = gateway
         self.index = index
         self.embedder = embedder
         self.config = config or RecallConfig()
         self.reranker = reranker
 
     def _rows(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
-        params.setdefault("as_of", None)
-        params.setdefault("known_at", None)
-        records_, _, _ = self.driver.execute_query(cypher, parameters_=params, database_=self.database, routing_="r")
-        return [record.data() for record in records_]
+        return self.gateway.rows(cypher, **{"as_of": None, "known_at": None, **params})
 
     def recall(self, space: str, query: RecallQuery, *, config: RecallConfig | None = None,
                boosts: dict[str, float] | None = None) -> RecallResult:
@@ -418,7 +414,7 @@ class Recall:
         if not cfg.name_matches:
             return set()
         named = set()
-        for entity in GraphReader(self.driver, self.database, space).mentioned_in(query.text, limit=10):
+        for entity in GraphReader(self.gateway, space).mentioned_in(query.text, limit=10):
             named.add(entity.id)
             if base["kinds"] and entity.kind.value not in base["kinds"]:
                 continue
@@ -530,7 +526,7 @@ class Recall:
             ids = [c.id for c in items if c.type == item_type]
             if ids:
                 for row in self._rows(cypher, ids=ids, space=space):
-                    whole[f"{'obs' if item_type == 'observation' else 'ent'}:{row['item']['id']}"] = records.native(row["item"])
+                    whole[f"{'obs' if item_type == 'observation' else 'ent'}:{row['item']['id']}"] = row["item"]
         return [self._result(c, whole[c.key]) for c in items if c.key in whole]
 
     @staticmethod

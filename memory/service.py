@@ -1,23 +1,27 @@
-"""The memory layer's front: graph writes whose vectors follow, and hybrid recall.
+"""The memory layer's front: the graph with its vectors following every write, and hybrid recall.
 
-    memory = MemoryService.open(settings, driver)
+    memory = MemoryService.open(settings, gateway)
     acme = memory.space("acme")
-    acme.add_observations([...])          # Neo4j commit, then vectors
+    acme.graph.add_observations([...])    # Neo4j commit, then vectors
     acme.recall(RecallQuery(text="why did the churn retrain fail?"))
+
+The vectors follow by a hook on the graph's one write path (`SpaceGraph.write`):
+whoever writes through this service's graph, the items the write marked pending are
+embedded after the commit. If that fails, they stay pending and the reconciler
+(start-up, `kgmem reindex`) finishes them.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from chromadb.api import ClientAPI
-from neo4j import Driver
 
-from graph.model import Entity, EntityIn, Observation, ObservationIn, PurgeReport, Relation, RelationIn
+from graph.gateway import Gateway
+from graph.model import PurgeReport
 from graph.settings import Settings
 from graph.store import GraphStore, SpaceGraph
 from memory.embedder import Embedder
@@ -45,26 +49,29 @@ class MemoryService:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def open(cls, settings: Settings, driver: Driver, *, embedder: Embedder | None = None,
+    def open(cls, settings: Settings, gateway: Gateway, *, embedder: Embedder | None = None,
              chroma: ClientAPI | None = None, config: RecallConfig | None = None,
              anthropic_client: Any = None) -> MemoryService:
         embedder = embedder or Embedder(settings)
-        graph = GraphStore(driver, settings.neo4j_database)
-        graph.ensure_schema()
         chroma = chroma or open_chroma(settings)
         index = VectorIndex(chroma, embedder.name, embedder.dimension)
-        sync = VectorSync(driver, settings.neo4j_database, index, embedder)
+        sync = VectorSync(gateway, index, embedder)
+        graph = GraphStore(gateway, after_write=[lambda space: _follow(sync, space)])
+        graph.ensure_schema()
         reranker = Reranker(settings.reranker_model, device=settings.embedding_device) if settings.reranker_model else None
-        recaller = Recall(driver, settings.neo4j_database, index, embedder, config, reranker)
+        recaller = Recall(gateway, index, embedder, config, reranker)
         return cls(settings, graph, chroma, index, embedder, sync, recaller, anthropic_client)
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.graph.gateway
 
     def free_text(self) -> FreeTextMemory:
         """mem0 on the same Chroma and embedder; its memories become graph entities that recall finds."""
         with self._lock:
             if self._free_text is None:
                 self._free_text = FreeTextMemory(
-                    self.settings, self.chroma, self.embedder, self.graph, anthropic_client=self.anthropic_client,
-                    on_graph_change=lambda space: self.sync.process_pending(space=space))
+                    self.settings, self.chroma, self.embedder, self.graph, anthropic_client=self.anthropic_client)
             return self._free_text
 
     def space(self, space: str) -> SpaceMemory:
@@ -74,45 +81,21 @@ class MemoryService:
         return self.sync.reconcile(full=full, progress=progress)
 
 
+def _follow(sync: VectorSync, space: str) -> None:
+    # Neo4j has committed; if this fails the items stay pending and the reconciler finishes them.
+    try:
+        sync.process_pending(space=space)
+    except Exception:  # noqa: BLE001 - never fail a committed write on the derived index
+        log.exception("vector sync failed for space %s; the reconciler will retry", space)
+
+
 class SpaceMemory:
-    """One tenant's memory. Reads pass through to the graph (`.graph`); writes also index."""
+    """One tenant's memory: its graph (every write of which the vectors follow) and recall."""
 
     def __init__(self, service: MemoryService, graph: SpaceGraph) -> None:
         self.service = service
         self.graph = graph
         self.space = graph.space
-
-    def _follow(self) -> None:
-        # Neo4j has committed; if this fails the items stay pending and the reconciler finishes them.
-        try:
-            self.service.sync.process_pending(space=self.space)
-        except Exception:  # noqa: BLE001 - never fail a committed write on the derived index
-            log.exception("vector sync failed for space %s; the reconciler will retry", self.space)
-
-    def upsert_entities(self, entities: Sequence[EntityIn]) -> list[Entity]:
-        result = self.graph.upsert_entities(entities)
-        self._follow()
-        return result
-
-    def add_observations(self, observations: Sequence[ObservationIn], *, create_missing: bool = False) -> list[Observation]:
-        result = self.graph.add_observations(observations, create_missing=create_missing)
-        self._follow()
-        return result
-
-    def upsert_relations(self, relations: Sequence[RelationIn], *, create_missing: bool = False) -> list[Relation]:
-        result = self.graph.upsert_relations(relations, create_missing=create_missing)
-        self._follow()
-        return result
-
-    def retract_entity(self, entity_id: str) -> dict[str, int]:
-        result = self.graph.retract_entity(entity_id)
-        self._follow()
-        return result
-
-    def retract_observations(self, observation_ids: Sequence[str]) -> int:
-        result = self.graph.retract_observations(observation_ids)
-        self._follow()
-        return result
 
     def delete_entity(self, entity_id: str) -> PurgeReport:
         return self._drop_vectors(self.graph.delete_entity(entity_id))
@@ -121,8 +104,21 @@ class SpaceMemory:
         return self._drop_vectors(self.graph.purge_entity(entity_id))
 
     def _drop_vectors(self, report: PurgeReport) -> PurgeReport:
-        self.service.index.delete([f"ent:{report.entity_id}", *(f"obs:{i}" for i in report.observation_ids)])
+        """A hard delete leaves nothing in Neo4j for the sync to see, so its vectors go here: the
+        entity's, and each observation's own and its window's."""
+        observations = report.observation_ids
+        self.service.index.delete([f"ent:{report.entity_id}", *(f"obs:{i}" for i in observations),
+                                   *(f"win:{i}" for i in observations)])
         return report
+
+    def reindex(self) -> ReconcileReport:
+        """Repair this space's vectors: finish pending items, re-embed missing ones, drop orphans."""
+        return self.service.sync.reconcile(space=self.space)
+
+    def stats(self) -> dict[str, Any]:
+        """What the space holds: entities by kind, observations, relations by type, vectors, pending items."""
+        return {**self.graph.counts(), "vectors": self.service.index.count(self.space),
+                "pending": self.service.sync.pending_count(self.space)}
 
     def recall(self, query: RecallQuery, *, config: RecallConfig | None = None,
                boosts: dict[str, float] | None = None) -> RecallResult:

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from neo4j import Driver
 
-from graph.records import native
-from memory.embedder import Embedder
+from graph.gateway import Gateway
 from graph.writes import CONTEXT_WINDOW
+from memory.embedder import Embedder
 from memory.index import OPEN_END, VectorIndex, VectorItem, timestamp
 
 log = logging.getLogger(__name__)
@@ -88,13 +87,13 @@ REMOVE e.pending_since
 
 INDEXED_OBSERVATION_IDS = """
 MATCH (o:Observation {vector_status: 'indexed'})
-WHERE o.retracted_at IS NULL AND o.id > $after
+WHERE o.retracted_at IS NULL AND o.id > $after AND ($space IS NULL OR o.space = $space)
 RETURN o.id AS id ORDER BY o.id LIMIT $limit
 """
 
 INDEXED_ENTITY_IDS = """
 MATCH (e:Entity {vector_status: 'indexed'})
-WHERE e.retracted_at IS NULL AND e.id > $after
+WHERE e.retracted_at IS NULL AND e.id > $after AND ($space IS NULL OR e.space = $space)
 RETURN e.id AS id ORDER BY e.id LIMIT $limit
 """
 
@@ -114,8 +113,10 @@ EXISTING_OBSERVATIONS = "UNWIND $ids AS id MATCH (o:Observation {id: id}) WHERE 
 EXISTING_ENTITIES = "UNWIND $ids AS id MATCH (e:Entity {id: id}) WHERE e.retracted_at IS NULL RETURN e.id AS id"
 
 COUNT_PENDING = """
-CALL () { MATCH (o:Observation {vector_status: 'pending'}) RETURN count(o) AS observations }
-CALL () { MATCH (e:Entity {vector_status: 'pending'}) RETURN count(e) AS entities }
+CALL () { MATCH (o:Observation {vector_status: 'pending'}) WHERE $space IS NULL OR o.space = $space
+          RETURN count(o) AS observations }
+CALL () { MATCH (e:Entity {vector_status: 'pending'}) WHERE $space IS NULL OR e.space = $space
+          RETURN count(e) AS entities }
 RETURN observations + entities AS pending
 """
 
@@ -160,15 +161,13 @@ class ReconcileReport:
 
 
 class VectorSync:
-    def __init__(self, driver: Driver, database: str, index: VectorIndex, embedder: Embedder) -> None:
-        self.driver = driver
-        self.database = database
+    def __init__(self, gateway: Gateway, index: VectorIndex, embedder: Embedder) -> None:
+        self.gateway = gateway
         self.index = index
         self.embedder = embedder
 
     def _rows(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
-        records, _, _ = self.driver.execute_query(cypher, parameters_=params, database_=self.database)
-        return [record.data() for record in records]
+        return self.gateway.rows(cypher, **params)
 
     # -- following writes ----------------------------------------------------------------------
     def process_pending(self, *, space: str | None = None, progress: Progress | None = None) -> ReconcileReport:
@@ -182,7 +181,7 @@ class VectorSync:
                 self._apply(kind, rows, report)
                 done = [{"id": row["id"], "since": row["pending_since"], "context": context_text(row, CONTEXT_WINDOW)}
                         for row in rows]
-                self.driver.execute_query(mark, done=done, database_=self.database)
+                self.gateway.write(mark, done=done)
                 if progress:
                     progress(len(rows), None)
                 if len(rows) < BATCH:  # that was the last of them; items written since are their writers' to follow
@@ -223,7 +222,6 @@ class VectorSync:
 
     @staticmethod
     def _item(kind: str, prefix: str, row: dict[str, Any]) -> VectorItem:
-        row = native(row)
         if kind == "observation":
             text = f"{row['entity_name']}: {row['text']}"
         elif kind == "window":
@@ -239,48 +237,53 @@ class VectorSync:
         )
 
     # -- repair ------------------------------------------------------------------------------------
-    def pending_count(self) -> int:
-        return self._rows(COUNT_PENDING)[0]["pending"]
+    def pending_count(self, space: str | None = None) -> int:
+        """Items whose vectors have not followed their last write yet (of one space, or all)."""
+        return self._rows(COUNT_PENDING, space=space)[0]["pending"]
 
-    def reconcile(self, *, full: bool = False, progress: Progress | None = None) -> ReconcileReport:
-        """Finish pending items, re-embed missing vectors, drop orphans; `full` rebuilds everything."""
+    def reconcile(self, *, full: bool = False, space: str | None = None,
+                  progress: Progress | None = None) -> ReconcileReport:
+        """Finish pending items, re-embed missing vectors, drop orphans (of one space, or all); `full`
+        rebuilds everything."""
+        if full and space is not None:
+            raise ValueError("a full rebuild drops the whole index: it cannot be limited to one space")
         if full:
             self.index.drop()
             for query, mark in ((INDEXED_OBSERVATION_IDS, MARK_OBSERVATIONS_PENDING), (INDEXED_ENTITY_IDS, MARK_ENTITIES_PENDING)):
                 for ids in self._id_batches(query):
-                    self.driver.execute_query(mark, ids=ids, database_=self.database)
+                    self.gateway.write(mark, ids=ids)
         report = ReconcileReport()
         if not full:
-            report.missing_repaired = self._repair_missing()
-            report.orphans_removed = self._remove_orphans()
-        processed = self.process_pending(progress=progress)
+            report.missing_repaired = self._repair_missing(space)
+            report.orphans_removed = self._remove_orphans(space)
+        processed = self.process_pending(space=space, progress=progress)
         report.embedded, report.deleted = processed.embedded, processed.deleted
         return report
 
-    def _id_batches(self, query: str) -> list[list[str]]:
+    def _id_batches(self, query: str, space: str | None = None) -> list[list[str]]:
         batches, after = [], ""
-        while ids := [row["id"] for row in self._rows(query, after=after, limit=2000)]:
+        while ids := [row["id"] for row in self._rows(query, after=after, limit=2000, space=space)]:
             batches.append(ids)
             after = ids[-1]
         return batches
 
-    def _repair_missing(self) -> int:
+    def _repair_missing(self, space: str | None) -> int:
         """Items Neo4j says are indexed but Chroma does not have (a lost or replaced vector store)."""
         repaired = 0
         for query, mark, prefix in ((INDEXED_OBSERVATION_IDS, MARK_OBSERVATIONS_PENDING, "obs"),
                                     (INDEXED_ENTITY_IDS, MARK_ENTITIES_PENDING, "ent")):
-            for ids in self._id_batches(query):
+            for ids in self._id_batches(query, space):
                 present = self.index.ids_in([f"{prefix}:{i}" for i in ids])
                 missing = [i for i in ids if f"{prefix}:{i}" not in present]
                 if missing:
-                    self.driver.execute_query(mark, ids=missing, database_=self.database)
+                    self.gateway.write(mark, ids=missing)
                     repaired += len(missing)
         return repaired
 
-    def _remove_orphans(self) -> int:
+    def _remove_orphans(self, space: str | None) -> int:
         """Vectors whose item was hard-deleted or retracted in Neo4j."""
         by_prefix: dict[str, list[str]] = {"obs": [], "win": [], "ent": []}
-        for vector_id in self.index.all_ids():
+        for vector_id in self.index.all_ids(space):
             prefix, _, item_id = vector_id.partition(":")
             if prefix in by_prefix:
                 by_prefix[prefix].append(item_id)

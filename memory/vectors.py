@@ -6,7 +6,7 @@ import chromadb
 from chromadb.api import ClientAPI
 from chromadb.config import Settings as ChromaSettings
 
-from graph.errors import ConfigurationError
+from graph.errors import ChromaUnavailable
 from graph.settings import Settings
 
 
@@ -16,7 +16,7 @@ def open_chroma(settings: Settings) -> ClientAPI:
         try:
             return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
         except Exception as exc:  # noqa: BLE001 - chromadb raises bare exceptions for connect errors
-            raise ConfigurationError(
+            raise ChromaUnavailable(
                 f"Chroma server at {settings.chroma_host}:{settings.chroma_port} is unreachable: {exc}"
             ) from exc
     settings.chroma_dir.mkdir(parents=True, exist_ok=True)

@@ -19,19 +19,19 @@ from fakes import FakeAnthropicTransport
 from api.app import create_app
 from api.auth import KeyStore, Scope
 from api.client import KgmemClient
-from graph import Neo4jTarget, Settings
+from graph import Gateway, Neo4jTarget, Settings
 from graph.neo4j_server.server import free_port
 
 ALL_SCOPES = [s.value for s in Scope]
 
 
 class LiveApi:
-    def __init__(self, app, base_url: str, driver, settings: Settings) -> None:
+    def __init__(self, app, base_url: str, gateway: Gateway, settings: Settings) -> None:
         self.app = app
         self.base_url = base_url
-        self.driver = driver
+        self.gateway = gateway
         self.settings = settings
-        self.keys = KeyStore(driver, settings.neo4j_database)
+        self.keys = KeyStore(gateway)
         self.key_ids: list[str] = []
 
     def token(self, spaces: list[str], scopes: list[str] | None = None, name: str = "api test") -> str:
@@ -47,7 +47,7 @@ class LiveApi:
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=120)
 
     def delete_keys(self) -> None:
-        self.driver.execute_query("MATCH (k:ApiKey) WHERE k.key_id IN $ids DETACH DELETE k", ids=self.key_ids)
+        self.gateway.write("MATCH (k:ApiKey) WHERE k.key_id IN $ids DETACH DELETE k", ids=self.key_ids)
 
 
 def api_settings(target: Neo4jTarget, home: Path, **overrides) -> Settings:
@@ -62,7 +62,7 @@ def fake_llm() -> FakeAnthropicTransport:
 
 
 @contextmanager
-def serve(settings: Settings, driver, embedder, *, timeout: float = 180) -> Iterator[LiveApi]:
+def serve(settings: Settings, gateway: Gateway, embedder, *, timeout: float = 180) -> Iterator[LiveApi]:
     app = create_app(settings, embedder=embedder, anthropic_client=fake_llm().client())
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
@@ -80,7 +80,7 @@ def serve(settings: Settings, driver, embedder, *, timeout: float = 180) -> Iter
             server.should_exit = True
             raise RuntimeError("the live API did not become ready")
         time.sleep(0.3)
-    live = LiveApi(app, base_url, driver, settings)
+    live = LiveApi(app, base_url, gateway, settings)
     try:
         yield live
     finally:

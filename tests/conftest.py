@@ -30,13 +30,15 @@ os.environ.setdefault("KGMEM_CONFIG", str(_SESSION_HOME / "kgmem.toml"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from graph import Neo4jTarget, Settings, open_driver  # noqa: E402
+from graph import Gateway, Neo4jTarget, Settings  # noqa: E402
 from graph.neo4j_server import LocalNeo4j  # noqa: E402
 from graph.neo4j_server.server import free_port  # noqa: E402
 
 
 def _session_settings() -> Settings:
-    return Settings(home=_SESSION_HOME, neo4j_pick_free_port=True)
+    # Free ports of its own, not 7687: test sessions (and a developer's own Neo4j) may run side by side.
+    return Settings(home=_SESSION_HOME, neo4j_bolt_port=free_port(), neo4j_http_port=free_port(),
+                    neo4j_pick_free_port=True)
 
 
 @pytest.fixture(scope="session")
@@ -66,28 +68,25 @@ def neo4j_server(request) -> Neo4jTarget:
 
 
 @pytest.fixture(scope="session")
-def neo4j_driver(neo4j_server: Neo4jTarget):
-    driver = open_driver(neo4j_server)
-    yield driver
-    driver.close()
+def gateway(neo4j_server: Neo4jTarget) -> Iterator[Gateway]:
+    """The suite's door to Neo4j, the same one kgmem uses: tests read and seed through it."""
+    opened = Gateway.to(neo4j_server)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture
-def space(neo4j_driver) -> Iterator[str]:
+def space(gateway) -> Iterator[str]:
     """A tenant of the test's own; everything written in it is removed afterwards."""
     name = f"test-{uuid.uuid4().hex[:12]}"
     yield name
-    _delete_space(neo4j_driver, name)
+    delete_space(gateway, name)
 
 
-def _delete_space(driver, name: str) -> None:
-    while True:
-        records, _, _ = driver.execute_query(
-            "MATCH (n {space: $space}) WITH n LIMIT 5000 DETACH DELETE n RETURN count(*) AS deleted",
-            space=name,
-        )
-        if records[0]["deleted"] == 0:
-            return
+def delete_space(gateway: Gateway, name: str) -> None:
+    while gateway.write("MATCH (n {space: $space}) WITH n LIMIT 5000 DETACH DELETE n RETURN count(*) AS deleted",
+                        space=name)[0]["deleted"]:
+        pass
 
 
 @pytest.fixture
@@ -140,10 +139,10 @@ def chroma_server() -> Iterator[tuple[str, int]]:
 
 
 @pytest.fixture(scope="session")
-def graph_store(neo4j_driver, neo4j_server):
+def graph_store(gateway):
     from graph.store import GraphStore
 
-    store = GraphStore(neo4j_driver, neo4j_server.database)
+    store = GraphStore(gateway)
     store.ensure_schema()
     return store
 
@@ -155,10 +154,10 @@ def graph(graph_store, space):
 
 
 @pytest.fixture(scope="session")
-def live_api(neo4j_server, neo4j_driver, embedder, tmp_path_factory):
+def live_api(neo4j_server, gateway, embedder, tmp_path_factory):
     """The REST API on a free port (uvicorn in a thread), real Neo4j and Chroma; the API tests share it."""
     from api_server import api_settings, serve
 
     settings = api_settings(neo4j_server, tmp_path_factory.mktemp("api-home"), api_rate_limit_per_minute=0)
-    with serve(settings, neo4j_driver, embedder) as api:
+    with serve(settings, gateway, embedder) as api:
         yield api

@@ -31,8 +31,8 @@ LESSON = "Drop account_closed before training churn models: it leaks the label"
 
 
 @pytest.fixture
-def memory(settings, neo4j_driver, embedder, space):
-    return MemoryService.open(settings, neo4j_driver, embedder=embedder, chroma=open_chroma(settings)).space(space)
+def memory(settings, gateway, embedder, space):
+    return MemoryService.open(settings, gateway, embedder=embedder, chroma=open_chroma(settings)).space(space)
 
 
 def tool_result_of(body: dict) -> dict:

@@ -18,7 +18,7 @@ RELATIONS = [
 ]
 
 
-def test_twenty_writers_at_once(live_api, space, neo4j_driver):
+def test_twenty_writers_at_once(live_api, space, gateway):
     token = live_api.token([space], ["read", "write"])
     barrier = threading.Barrier(WRITERS)
     failures: list[BaseException] = []
@@ -44,7 +44,7 @@ def test_twenty_writers_at_once(live_api, space, neo4j_driver):
     assert failures == []
 
     def rows(cypher: str) -> list[dict]:
-        return [r.data() for r in neo4j_driver.execute_query(cypher, space=space)[0]]
+        return gateway.rows(cypher, space=space)
 
     entities = rows("MATCH (e:Entity {space: $space}) RETURN e.kind AS kind, e.name_key AS key, count(*) AS n")
     assert sorted((r["kind"], r["key"], r["n"]) for r in entities) == sorted(

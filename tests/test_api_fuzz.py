@@ -33,7 +33,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 
 @pytest.fixture(scope="module")
-def fuzz(live_api, neo4j_driver):
+def fuzz(live_api, gateway):
     """A seeded space, a key for every space, and the ids the path parameters are pinned to."""
     space = f"fuzz-{uuid.uuid4().hex[:10]}"
     token = live_api.token(["*"], ["read", "write", "cypher", "admin"], name="fuzz")
@@ -49,8 +49,8 @@ def fuzz(live_api, neo4j_driver):
               "delegation_id": ["d-1", "no-such-delegation"], "key_id": [key_id, "nosuchkey123"],
               "job_id": [job_id, "no-such-job"], "name": ["lessons-per-project", "agent-success", "no-such-report"]}
     yield {"space": space, "token": token, "pinned": pinned}
-    neo4j_driver.execute_query("MATCH (k:ApiKey) WHERE k.spaces = [$space] DETACH DELETE k", space=space)
-    neo4j_driver.execute_query("MATCH (n {space: $space}) DETACH DELETE n", space=space)
+    gateway.write("MATCH (k:ApiKey) WHERE k.spaces = [$space] DETACH DELETE k", space=space)
+    gateway.write("MATCH (n {space: $space}) DETACH DELETE n", space=space)
 
 
 def _operations() -> list:

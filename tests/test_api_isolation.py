@@ -35,16 +35,15 @@ def missing(call: Callable[[], object]) -> KgmemApiError:
     return raised.value
 
 
-def b_snapshot(driver, space: str) -> list:
-    records, _, _ = driver.execute_query(
+def b_snapshot(gateway, space: str) -> list:
+    return gateway.rows(
         "MATCH (n {space: $space}) OPTIONAL MATCH (n)-[r]->() "
         "RETURN n.id AS id, n.text AS text, n.summary AS summary, n.retracted_at AS retracted, "
         "n.valid_to AS closed, count(r) AS out ORDER BY id", space=space)
-    return [r.data() for r in records]
 
 
 @pytest.fixture(scope="module")
-def tenants(live_api, neo4j_driver):
+def tenants(live_api, gateway):
     suffix = str(int(time.time() * 1000))
     a_space, b_space = f"iso-a-{suffix}", f"iso-b-{suffix}"
     a = live_api.client(a_space)
@@ -70,14 +69,14 @@ def tenants(live_api, neo4j_driver):
     t.ids["job_id"] = b.reindex().id
     t.ids["name"] = "lessons-per-project"
     time.sleep(0.5)  # let B's reindex job finish before the snapshot
-    before = b_snapshot(neo4j_driver, b_space)
+    before = b_snapshot(gateway, b_space)
     yield t
-    assert b_snapshot(neo4j_driver, b_space) == before, "space B changed"
+    assert b_snapshot(gateway, b_space) == before, "space B changed"
     assert b.get_memory(t.ids["memory_id"]).memory == "Bob keeps the secret budget"
     assert b.list_keys().items[0].revoked_at is None
     for space in (a_space, b_space):
-        neo4j_driver.execute_query("MATCH (n {space: $space}) DETACH DELETE n", space=space)
-        neo4j_driver.execute_query("MATCH (k:ApiKey) WHERE k.spaces = [$space] DETACH DELETE k", space=space)
+        gateway.write("MATCH (n {space: $space}) DETACH DELETE n", space=space)
+        gateway.write("MATCH (k:ApiKey) WHERE k.spaces = [$space] DETACH DELETE k", space=space)
     a.close()
     b.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -67,7 +68,7 @@ def test_hard_bounds(live_api, space, method, path, kwargs, field):
 
 
 @pytest.fixture(scope="module")
-def tight(neo4j_server, neo4j_driver, embedder, tmp_path_factory):
+def tight(neo4j_server, embedder, tmp_path_factory):
     """An app whose settings tighten every limit."""
     settings = api_settings(neo4j_server, tmp_path_factory.mktemp("tight"), api_max_batch=2, api_max_limit=5,
                             api_max_depth=1, api_max_body_bytes=4096, api_rate_limit_per_minute=3)
@@ -120,34 +121,79 @@ def test_a_query_over_the_time_limit_is_504(neo4j_server, embedder, live_api, tm
 SLOW = "UNWIND range(1, 2000000000) AS x WITH x WHERE x % 7 = 99 RETURN count(*) AS n"
 
 
-def test_requests_carry_the_query_timeout_into_neo4j(neo4j_server):
-    from neo4j.exceptions import Neo4jError
+def idle_transaction(gateway) -> list[dict]:
+    """A transaction that stays open for 3.5 s: past a 0.2 s limit plus Neo4j's 2 s timeout check interval,
+    whatever the machine's speed."""
+    def work(tx):
+        tx.run("RETURN 1")
+        time.sleep(3.5)
+        return tx.rows("RETURN 2 AS two")
 
-    from api.limits import with_query_timeout
-    from api.observability import _request_id
-    from api.problems import classify
-    from graph import open_driver
+    return gateway.read_transaction(work)
 
-    driver = with_query_timeout(open_driver(neo4j_server), 0.2)
-    token = _request_id.set("a-request")  # what RequestContextMiddleware sets while a request is handled
-    try:
-        with pytest.raises(Neo4jError) as stopped:
-            driver.execute_query(SLOW)
-        with pytest.raises(Neo4jError), driver.session() as session:
-            session.execute_read(lambda tx: tx.run(SLOW).consume())
-        with pytest.raises(Neo4jError), driver.session() as session:
-            session.run(SLOW).consume()
-    finally:
-        _request_id.reset(token)
-        driver.close()
-    assert "TransactionTimedOut" in stopped.value.code
-    assert classify(stopped.value)[0].status == 504
+
+def test_requests_carry_the_query_timeout_into_neo4j(gateway):
+    """QueryTimeLimit gives every transaction a request runs (through any of the gateway's doors, in sync
+    and async routes alike) the time limit; Neo4j stops it there and the API answers 504."""
+    from fastapi import FastAPI
+
+    from api import problems
+    from api.limits import QueryTimeLimit
+    from graph.gateway import current_time_limit
+
+    app = FastAPI()
+    problems.install(app)
+    app.add_middleware(QueryTimeLimit, seconds=0.2)
+    doors = {
+        "rows": lambda query: gateway.rows(query),
+        "write": lambda query: gateway.write(query),
+        "read_transaction": lambda query: gateway.read_transaction(lambda tx: tx.rows(query)),
+        "write_transaction": lambda query: gateway.write_transaction(lambda tx: tx.rows(query)),
+        "implicit": lambda query: gateway.run_implicit(query),
+    }
+
+    @app.get("/limit")
+    def sync_limit() -> dict:
+        return {"limit": current_time_limit()}
+
+    @app.get("/async-limit")
+    async def async_limit() -> dict:
+        return {"limit": current_time_limit()}
+
+    @app.get("/slow/{door}")
+    def slow(door: str) -> dict:
+        return {"rows": doors[door](SLOW)}
+
+    @app.get("/idle")
+    def idle() -> dict:
+        return {"rows": idle_transaction(gateway)}
+
+    @app.get("/async-slow")
+    async def async_slow() -> dict:
+        return {"rows": gateway.rows(SLOW)}
+
+    with TestClient(app) as client:
+        assert client.get("/limit").json() == {"limit": 0.2}
+        assert client.get("/async-limit").json() == {"limit": 0.2}
+        for path in [*(f"/slow/{door}" for door in doors), "/async-slow", "/idle"]:
+            started = time.monotonic()
+            response = client.get(path)
+            assert response.status_code == 504, (path, response.text)
+            assert response.json()["type"] == "urn:kgmem:problem:query-timeout"
+            assert "time limit" in response.json()["detail"]
+            assert time.monotonic() - started < 30, path  # stopped by Neo4j, not run to its end
+
+    # Outside a request there is no limit: the same transaction the request could not finish runs to its end.
+    assert current_time_limit() is None
+    assert idle_transaction(gateway) == [{"two": 2}]
 
 
 def test_neo4j_down_is_503_with_retry_after(settings, embedder):
     broken = settings.model_copy(update={"neo4j_uri": f"bolt://127.0.0.1:{free_port()}"})
     with TestClient(create_app(broken, embedder=embedder)) as client:
-        response = client.get("/v1/spaces/default/entities", headers={"Authorization": "Bearer kgm_x"})
+        # A well-formed token: checking it needs Neo4j (a malformed one is refused without asking anyone).
+        response = client.get("/v1/spaces/default/entities",
+                              headers={"Authorization": "Bearer kgm_AAAAAAAAAAAA_" + "x" * 43})
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert response.json()["type"] == "urn:kgmem:problem:dependency-unavailable"
@@ -181,19 +227,18 @@ def test_cypher_needs_a_key_for_every_space(live_api, space):
 
 
 # -- idempotency ----------------------------------------------------------------------------------------------
-def test_a_retry_with_the_same_idempotency_key_returns_the_first_answer(live_api, space, neo4j_driver):
+def test_a_retry_with_the_same_idempotency_key_returns_the_first_answer(live_api, space, gateway):
     key = str(uuid.uuid4())
     with live_api.http(live_api.token([space])) as http:
         path = f"/v1/spaces/{space}/observations"
         body = {"observations": [{"entity": ENTITY, "text": "AUC 0.81"}], "create_missing": True}
         first = http.post(path, json=body, headers={"Idempotency-Key": key})
-        neo4j_driver.execute_query("MATCH (o:Observation {space: $space}) SET o.text = 'changed'", space=space)
+        gateway.write("MATCH (o:Observation {space: $space}) SET o.text = 'changed'", space=space)
         again = http.post(path, json=body, headers={"Idempotency-Key": key})
         assert first.status_code == again.status_code == 200
         assert again.json() == first.json()
         assert again.headers["idempotent-replayed"] == "true"
-        count = neo4j_driver.execute_query("MATCH (o:Observation {space: $space}) RETURN count(o) AS n",
-                                           space=space)[0][0]["n"]
+        count = gateway.rows("MATCH (o:Observation {space: $space}) RETURN count(o) AS n", space=space)[0]["n"]
         assert count == 1
 
         other = http.post(path, json={**body, "create_missing": False}, headers={"Idempotency-Key": key})

@@ -22,7 +22,7 @@ from api.auth import (
     require,
     validate_grant,
 )
-from graph.errors import InvalidInput
+from graph.errors import Conflict, InvalidInput
 from graph.settings import Settings
 
 ALL_KEY_PROPERTIES = "MATCH (k:ApiKey {key_id: $key_id}) RETURN properties(k) AS props"
@@ -48,16 +48,16 @@ class CountingHasher(PasswordHasher):
         return super().verify(hash, password)
 
 
-def _delete_keys(driver, key_ids) -> None:
-    driver.execute_query("MATCH (k:ApiKey) WHERE k.key_id IN $ids DETACH DELETE k", ids=list(key_ids))
+def _delete_keys(gateway, key_ids) -> None:
+    gateway.write("MATCH (k:ApiKey) WHERE k.key_id IN $ids DETACH DELETE k", ids=list(key_ids))
 
 
 @pytest.fixture
-def created(neo4j_driver):
+def created(gateway):
     """key_ids this test created; their nodes are deleted afterwards (keys live in no space)."""
     ids: list[str] = []
     yield ids
-    _delete_keys(neo4j_driver, ids)
+    _delete_keys(gateway, ids)
 
 
 @pytest.fixture
@@ -66,8 +66,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(neo4j_driver, neo4j_server, clock) -> KeyStore:
-    store = KeyStore(neo4j_driver, neo4j_server.database, clock=clock)
+def store(gateway, clock) -> KeyStore:
+    store = KeyStore(gateway, clock=clock)
     store.ensure_schema()
     return store
 
@@ -83,17 +83,17 @@ def make_key(store, created):
 
 
 @pytest.fixture
-def no_keys(neo4j_driver):
+def no_keys(gateway):
     """No ApiKey at all for the test; whatever keys were there come back afterwards."""
-    saved = [r["props"] for r in neo4j_driver.execute_query("MATCH (k:ApiKey) RETURN properties(k) AS props")[0]]
-    neo4j_driver.execute_query("MATCH (k:ApiKey) DETACH DELETE k")
+    saved = [r["props"] for r in gateway.rows("MATCH (k:ApiKey) RETURN properties(k) AS props")]
+    gateway.write("MATCH (k:ApiKey) DETACH DELETE k")
     yield
-    neo4j_driver.execute_query("MATCH (k:ApiKey) DETACH DELETE k")
-    neo4j_driver.execute_query("UNWIND $rows AS row CREATE (k:ApiKey) SET k = row", rows=saved)
+    gateway.write("MATCH (k:ApiKey) DETACH DELETE k")
+    gateway.write("UNWIND $rows AS row CREATE (k:ApiKey) SET k = row", rows=saved)
 
 
-def count_keys(driver) -> int:
-    return driver.execute_query("MATCH (k:ApiKey) RETURN count(k) AS n")[0][0]["n"]
+def count_keys(gateway) -> int:
+    return gateway.rows("MATCH (k:ApiKey) RETURN count(k) AS n")[0]["n"]
 
 
 # -- the key store ---------------------------------------------------------------------------------
@@ -134,16 +134,16 @@ def test_wrong_secret_unknown_id_and_malformed_tokens_are_refused(make_key, stor
     assert store.authenticate(token) is not None  # the real one still works
 
 
-def test_unknown_key_ids_cost_an_argon2_verify(neo4j_driver, neo4j_server, created):
+def test_unknown_key_ids_cost_an_argon2_verify(gateway, created):
     hasher = CountingHasher()
-    store = KeyStore(neo4j_driver, neo4j_server.database, hasher=hasher)
+    store = KeyStore(gateway, hasher=hasher)
     key, token = store.create("timing", ["read"], ["acme"])
     created.append(key.key_id)
     secret = parse_token(token)[1]
     assert store.authenticate(f"kgm_{'Q' * 12}_{secret}") is None
     assert len(hasher.verified) == 1
     assert hasher.verified[0].startswith("$argon2")
-    stored = neo4j_driver.execute_query(ALL_KEY_PROPERTIES, key_id=key.key_id)[0][0]["props"]["hash"]
+    stored = gateway.rows(ALL_KEY_PROPERTIES, key_id=key.key_id)[0]["props"]["hash"]
     assert hasher.verified[0] != stored  # a dummy hash, not some real key's
 
 
@@ -157,10 +157,10 @@ def test_revoked_keys_are_refused(make_key, store):
     assert store.revoke("nosuchkey000") is False
 
 
-def test_other_replicas_see_a_revocation_within_the_ttl(make_key, store, neo4j_driver, neo4j_server, clock):
+def test_other_replicas_see_a_revocation_within_the_ttl(make_key, store, gateway, clock):
     key, token = make_key()
     assert store.authenticate(token) is not None
-    other_replica = KeyStore(neo4j_driver, neo4j_server.database)
+    other_replica = KeyStore(gateway)
     assert other_replica.revoke(key.key_id) is True
     clock.now += store.cache_ttl_s - 1
     assert store.authenticate(token) is not None  # still cached here
@@ -177,19 +177,19 @@ def test_only_successes_are_cached(make_key, store):
     assert len(store._cache) == 1
 
 
-def test_the_hash_is_argon2_and_the_secret_is_nowhere_in_neo4j(make_key, neo4j_driver):
+def test_the_hash_is_argon2_and_the_secret_is_nowhere_in_neo4j(make_key, gateway):
     key, token = make_key(name="secretive")
     secret = parse_token(token)[1]
-    props = neo4j_driver.execute_query(ALL_KEY_PROPERTIES, key_id=key.key_id)[0][0]["props"]
+    props = gateway.rows(ALL_KEY_PROPERTIES, key_id=key.key_id)[0]["props"]
     assert props["hash"].startswith("$argon2")
     assert PasswordHasher().verify(props["hash"], secret)
     assert set(props) >= {"key_id", "hash", "name", "scopes", "spaces", "created_at"}
     assert "space" not in props  # not tenant data
     for value in props.values():
         assert secret not in str(value) and token not in str(value)
-    leaks = neo4j_driver.execute_query(
+    leaks = gateway.rows(
         "MATCH (n) UNWIND keys(n) AS p WITH n[p] AS v WHERE v IS :: STRING AND v CONTAINS $secret RETURN count(*) AS n",
-        secret=secret)[0][0]["n"]
+        secret=secret)[0]["n"]
     assert leaks == 0
 
 
@@ -204,18 +204,20 @@ def test_list_never_returns_hashes(make_key, store):
     assert "hash" not in ApiKey.model_fields
 
 
-def test_keys_are_unique_by_key_id(make_key, neo4j_driver):
+def test_keys_are_unique_by_key_id(make_key, gateway):
     key, _ = make_key()
     from neo4j.exceptions import ConstraintError
 
-    with pytest.raises(ConstraintError):
-        neo4j_driver.execute_query("CREATE (:ApiKey {key_id: $key_id})", key_id=key.key_id)
+    with pytest.raises(Conflict) as raised:  # the gateway's translation of Neo4j's ConstraintError
+        gateway.write("CREATE (:ApiKey {key_id: $key_id})", key_id=key.key_id)
+    assert isinstance(raised.value.__cause__, ConstraintError)
+    assert gateway.rows("MATCH (k:ApiKey {key_id: $key_id}) RETURN count(k) AS n", key_id=key.key_id)[0]["n"] == 1
 
 
-def test_ensure_key_schema_is_idempotent(neo4j_driver, neo4j_server):
-    ensure_key_schema(neo4j_driver, neo4j_server.database)
-    ensure_key_schema(neo4j_driver, neo4j_server.database)
-    names = {r["name"] for r in neo4j_driver.execute_query("SHOW CONSTRAINTS YIELD name RETURN name")[0]}
+def test_ensure_key_schema_is_idempotent(gateway):
+    ensure_key_schema(gateway)
+    ensure_key_schema(gateway)
+    names = {r["name"] for r in gateway.rows("SHOW CONSTRAINTS YIELD name RETURN name")}
     assert {"api_key_id", "api_key_bootstrap"} <= names
 
 
@@ -227,11 +229,11 @@ def test_ensure_key_schema_is_idempotent(neo4j_driver, neo4j_server):
     (["read"], ["-leading"], "is not valid"),
     (["read", "write"], ["*"], "only for keys with the admin scope"),
 ])
-def test_scopes_and_spaces_are_validated(store, neo4j_driver, scopes, spaces, message):
-    before = count_keys(neo4j_driver)
+def test_scopes_and_spaces_are_validated(store, gateway, scopes, spaces, message):
+    before = count_keys(gateway)
     with pytest.raises(InvalidInput, match=message):
         store.create("bad", scopes, spaces)
-    assert count_keys(neo4j_driver) == before
+    assert count_keys(gateway) == before
 
 
 def test_grant_normalisation():
@@ -247,26 +249,26 @@ def test_grant_normalisation():
         ApiKey(key_id="x" * 12, name="n", scopes=[Scope.READ], spaces=["*"], created_at="2025-01-01T00:00:00Z")
 
 
-def test_bootstrap_creates_one_admin_key_only_when_none_exist(no_keys, store, neo4j_driver):
+def test_bootstrap_creates_one_admin_key_only_when_none_exist(no_keys, store, gateway):
     token = store.ensure_bootstrap_key()
     assert token is not None
     key = store.authenticate(token)
     assert key is not None
     assert set(key.scopes) == set(Scope)
     assert key.spaces == ["default"]
-    assert count_keys(neo4j_driver) == 1
+    assert count_keys(gateway) == 1
 
     assert store.ensure_bootstrap_key() is None
-    assert count_keys(neo4j_driver) == 1
+    assert count_keys(gateway) == 1
     store.revoke(key.key_id)
     assert store.ensure_bootstrap_key() is None  # a revoked key is still a key: no silent new admin
-    assert count_keys(neo4j_driver) == 1
+    assert count_keys(gateway) == 1
 
 
-def test_no_bootstrap_when_another_key_exists(no_keys, store, neo4j_driver):
+def test_no_bootstrap_when_another_key_exists(no_keys, store, gateway):
     store.create("first", ["read"], ["acme"])
     assert store.ensure_bootstrap_key("acme") is None
-    assert count_keys(neo4j_driver) == 1
+    assert count_keys(gateway) == 1
 
 
 def test_bootstrap_custom_space_and_validation(no_keys, store):
@@ -276,8 +278,8 @@ def test_bootstrap_custom_space_and_validation(no_keys, store):
     assert store.authenticate(token).spaces == ["team-a"]
 
 
-def test_replicas_bootstrapping_at_once_make_one_key(no_keys, neo4j_driver, neo4j_server):
-    stores = [KeyStore(neo4j_driver, neo4j_server.database) for _ in range(4)]
+def test_replicas_bootstrapping_at_once_make_one_key(no_keys, gateway):
+    stores = [KeyStore(gateway) for _ in range(4)]
     stores[0].ensure_schema()
     barrier = threading.Barrier(len(stores))
     tokens: list[str | None] = [None] * len(stores)
@@ -292,7 +294,7 @@ def test_replicas_bootstrapping_at_once_make_one_key(no_keys, neo4j_driver, neo4
     for thread in threads:
         thread.join()
     assert len([t for t in tokens if t]) == 1, tokens
-    assert count_keys(neo4j_driver) == 1
+    assert count_keys(gateway) == 1
 
 
 # -- the FastAPI dependency ------------------------------------------------------------------------

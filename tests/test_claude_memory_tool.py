@@ -122,10 +122,10 @@ def tool(graph) -> GraphMemoryTool:
 
 
 @pytest.fixture
-def other_space(graph_store, neo4j_driver):
+def other_space(graph_store, gateway):
     name = f"test-{uuid.uuid4().hex[:12]}"
     yield graph_store.space(name)
-    neo4j_driver.execute_query("MATCH (n {space: $space}) DETACH DELETE n", space=name)
+    gateway.write("MATCH (n {space: $space}) DETACH DELETE n", space=name)
 
 
 # -- the reference, side by side ------------------------------------------------------------------
@@ -181,7 +181,7 @@ def test_paths_resolve_as_the_reference_does():
 
 # -- the graph's own guarantees ---------------------------------------------------------------------
 
-def test_every_change_is_a_version_and_deleted_files_keep_their_history(tool, neo4j_driver, space):
+def test_every_change_is_a_version_and_deleted_files_keep_their_history(tool, gateway, space):
     tool.call({"command": "create", "path": "/memories/plan.md", "file_text": "a\nb\n"})
     tool.call({"command": "str_replace", "path": "/memories/plan.md", "old_str": "b", "new_str": "B"})
     tool.call({"command": "insert", "path": "/memories/plan.md", "insert_line": 2, "insert_text": "c"})
@@ -208,7 +208,7 @@ def test_every_change_is_a_version_and_deleted_files_keep_their_history(tool, ne
         "create", "str_replace", "insert", "rename", "delete", "create"]
     assert len({v.file_id for v in tool.history("/memories/plan.md")}) == 2
 
-    rows, _, _ = neo4j_driver.execute_query(
+    rows = gateway.rows(
         "MATCH (n) WHERE n.space = $space AND (n:MemoryFile OR n:MemoryFileVersion OR n:MemoryDir OR n:MemoryStore) "
         "RETURN count(n) AS n, count(CASE WHEN n:Entity THEN 1 END) AS entities", space=space)
     assert rows[0]["n"] > 0 and rows[0]["entities"] == 0

@@ -6,8 +6,6 @@ import json
 import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -33,20 +31,20 @@ def kgmem(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def seeded(managed_neo4j, neo4j_driver, space):
-    neo4j_driver.execute_query(SEED, space=space)
+def seeded(managed_neo4j, gateway, space):
+    gateway.write(SEED, space=space)
     return space
 
 
-def test_a_write_is_refused_in_one_line(managed_neo4j, neo4j_driver):
-    before = neo4j_driver.execute_query("MATCH (n) RETURN count(n) AS n")[0][0]["n"]
+def test_a_write_is_refused_in_one_line(managed_neo4j, gateway):
+    before = gateway.rows("MATCH (n) RETURN count(n) AS n")[0]["n"]
     line = assert_one_error_line(kgmem("cypher", "CREATE (n) RETURN n"))
     assert line == "error: refused: kgmem cypher only runs read-only queries, and this one reads and writes the graph"
-    assert neo4j_driver.execute_query("MATCH (n) RETURN count(n) AS n")[0][0]["n"] == before
+    assert gateway.rows("MATCH (n) RETURN count(n) AS n")[0]["n"] == before
 
 
-def test_a_count_is_printed(managed_neo4j, neo4j_driver, seeded):
-    expected = neo4j_driver.execute_query("MATCH (n) RETURN count(n) AS n")[0][0]["n"]
+def test_a_count_is_printed(managed_neo4j, gateway, seeded):
+    expected = gateway.rows("MATCH (n) RETURN count(n) AS n")[0]["n"]
     result = kgmem("cypher", "MATCH (n) RETURN count(n) AS n")
     assert result.returncode == 0, result.stderr
     assert re.findall(r"│\s*(\d+)\s*│", result.stdout) == [str(expected)]

@@ -6,8 +6,6 @@ import json
 import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -23,14 +21,14 @@ def kgmem(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def created(managed_neo4j, neo4j_driver):
+def created(managed_neo4j, gateway):
     """key_ids the test created through the CLI; deleted afterwards (keys live in no space)."""
     ids: list[str] = []
     yield ids
-    neo4j_driver.execute_query("MATCH (k:ApiKey) WHERE k.key_id IN $ids DETACH DELETE k", ids=ids)
+    gateway.write("MATCH (k:ApiKey) WHERE k.key_id IN $ids DETACH DELETE k", ids=ids)
 
 
-def test_create_list_revoke(created, neo4j_driver, neo4j_server):
+def test_create_list_revoke(created, gateway):
     result = kgmem("keys", "create", "--name", "ci job", "--scope", "read", "--scope", "write",
                    "--space", "acme", "--space", "beta")
     assert result.returncode == 0, result.stderr
@@ -43,7 +41,7 @@ def test_create_list_revoke(created, neo4j_driver, neo4j_server):
     created.append(key_id)
     assert key_id in result.stderr
 
-    key = KeyStore(neo4j_driver, neo4j_server.database).authenticate(token)
+    key = KeyStore(gateway).authenticate(token)
     assert key is not None
     assert key.name == "ci job" and key.scopes == ["read", "write"] and key.spaces == ["acme", "beta"]
 
@@ -58,7 +56,7 @@ def test_create_list_revoke(created, neo4j_driver, neo4j_server):
     revoked = kgmem("keys", "revoke", key_id)
     assert revoked.returncode == 0, revoked.stderr
     assert f"Revoked API key {key_id}" in revoked.stdout
-    assert KeyStore(neo4j_driver, neo4j_server.database).authenticate(token) is None
+    assert KeyStore(gateway).authenticate(token) is None
 
     again = kgmem("keys", "revoke", key_id)
     assert again.returncode == 0, again.stderr
@@ -91,11 +89,11 @@ def test_create_json(created):
      "error: the space '*' (all spaces) is allowed only for keys with the admin scope"),
     (["--scope", "read", "--space", "not a space"], "error: space 'not a space' is not valid"),
 ])
-def test_invalid_grants_are_one_line(created, neo4j_driver, args, message):
-    before = neo4j_driver.execute_query("MATCH (k:ApiKey) RETURN count(k) AS n")[0][0]["n"]
+def test_invalid_grants_are_one_line(created, gateway, args, message):
+    before = gateway.rows("MATCH (k:ApiKey) RETURN count(k) AS n")[0]["n"]
     line = assert_one_error_line(kgmem("keys", "create", "--name", "bad", *args))
     assert line.startswith(message), line
-    assert neo4j_driver.execute_query("MATCH (k:ApiKey) RETURN count(k) AS n")[0][0]["n"] == before
+    assert gateway.rows("MATCH (k:ApiKey) RETURN count(k) AS n")[0]["n"] == before
 
 
 def test_revoking_an_unknown_key_is_one_line(managed_neo4j):

@@ -29,18 +29,17 @@ def reported(stdout: str) -> dict[str, int]:
     return numbers
 
 
-def status_of(driver, observation_id):
-    records, _, _ = driver.execute_query("MATCH (o:Observation {id: $id}) RETURN o.vector_status AS s", id=observation_id)
-    return records[0]["s"]
+def status_of(gateway, observation_id):
+    return gateway.rows("MATCH (o:Observation {id: $id}) RETURN o.vector_status AS s", id=observation_id)[0]["s"]
 
 
-def test_reindex_and_full_reindex(managed_neo4j, neo4j_driver, graph, settings, embedder, tmp_path):
+def test_reindex_and_full_reindex(managed_neo4j, gateway, graph, settings, embedder, tmp_path):
     chroma = tmp_path / "chroma"
     # Written to Neo4j only, as a writer that died before Chroma leaves it: pending.
     graph.upsert_entities([EntityIn(kind=Kind.PROJECT, name="Forecast")])
     (observation,) = graph.add_observations(
         [ObservationIn(entity=EntityRef(name="Forecast", kind=Kind.PROJECT), text="The holiday spike breaks the baseline")])
-    assert status_of(neo4j_driver, observation.id) == "pending"
+    assert status_of(gateway, observation.id) == "pending"
 
     result = kgmem(chroma, "reindex")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -48,7 +47,7 @@ def test_reindex_and_full_reindex(managed_neo4j, neo4j_driver, graph, settings, 
     numbers = reported(result.stdout)
     assert numbers["embedded"] >= 2  # the project and its observation, at least
     assert numbers["pending after"] == 0
-    assert status_of(neo4j_driver, observation.id) == "indexed"
+    assert status_of(gateway, observation.id) == "indexed"
 
     result = kgmem(chroma, "reindex", "--full")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -65,7 +64,7 @@ def test_reindex_and_full_reindex(managed_neo4j, neo4j_driver, graph, settings, 
     assert again["full"] is False
     assert (again["embedded"], again["missing_repaired"], again["orphans_removed"], again["pending_after"]) == (0, 0, 0, 0)
 
-    memory = MemoryService.open(settings.model_copy(update={"chroma_path": chroma}), neo4j_driver, embedder=embedder)
+    memory = MemoryService.open(settings.model_copy(update={"chroma_path": chroma}), gateway, embedder=embedder)
     assert memory.index.ids_in([f"obs:{observation.id}"]) == {f"obs:{observation.id}"}
 
 

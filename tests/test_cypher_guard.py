@@ -6,14 +6,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from graph.cypher import (
+from dataclasses import replace
+
+from graph import Gateway
+from graph.errors import CypherFailed, CypherRefused, InvalidInput, QueryTimeout
+from graph.guard import (
     BUILT_IN_FUNCTION_NAMESPACES,
-    CypherFailed,
     called_functions,
     check_read_only,
     run_read_only,
 )
-from graph.errors import CypherRefused, InvalidInput
 
 # A small recorded history in the test's space, written as kgmem writes it (docs/schema.md).
 SEED = """
@@ -59,16 +61,29 @@ CREATE (l)-[r7:APPLIES_TO]->(p) SET r7 += rel, r7.id = randomUUID(), r7.valid_fr
 
 
 @pytest.fixture
-def seeded(neo4j_driver, space):
-    neo4j_driver.execute_query(SEED, space=space)
+def seeded(gateway, space):
+    gateway.write(SEED, space=space)
     return space
 
 
-def snapshot(driver, space: str) -> dict:
+@pytest.fixture(scope="module")
+def system_gateway(neo4j_server):
+    """The same server's system database, where users live (SHOW USERS runs only there)."""
+    opened = Gateway.to(replace(neo4j_server, database="system"))
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def snapshot(gateway, system_gateway):
+    return lambda space: take_snapshot(gateway, system_gateway, space)
+
+
+def take_snapshot(gateway, system_gateway, space: str) -> dict:
     """What a hostile query could have changed: data, schema, tokens, users."""
     def scalar(query: str, **params):
-        records, _, _ = driver.execute_query(query, params)
-        return records[0][0]
+        (value,) = gateway.rows(query, **params)[0].values()
+        return value
 
     return {
         "space_nodes": scalar("MATCH (n {space: $space}) RETURN count(n)", space=space),
@@ -81,7 +96,7 @@ def snapshot(driver, space: str) -> dict:
         "indexes": scalar("SHOW INDEXES YIELD name RETURN collect(name)"),
         "constraints": scalar("SHOW CONSTRAINTS YIELD name RETURN collect(name)"),
         "labels": scalar("CALL db.labels() YIELD label RETURN collect(label)"),
-        "users": driver.execute_query("SHOW USERS YIELD user RETURN collect(user)", database_="system")[0][0][0],
+        "users": system_gateway.rows("SHOW USERS YIELD user RETURN collect(user) AS users")[0]["users"],
     }
 
 
@@ -160,15 +175,15 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize(("query", "reason"), HOSTILE, ids=[query[:60] for query, _ in HOSTILE])
-def test_hostile_query_is_refused_and_changes_nothing(neo4j_driver, seeded, query, reason):
-    before = snapshot(neo4j_driver, seeded)
+def test_hostile_query_is_refused_and_changes_nothing(gateway, snapshot, seeded, query, reason):
+    before = snapshot(seeded)
     with pytest.raises(CypherRefused) as refusal:
-        run_read_only(neo4j_driver, query, {"space": seeded, "url": "file:///etc/passwd"})
+        run_read_only(gateway, query, {"space": seeded, "url": "file:///etc/passwd"})
     message = str(refusal.value)
     assert message.startswith(("refused: ", "invalid query: ")), message
     assert reason in message
     assert "\n" not in message
-    assert snapshot(neo4j_driver, seeded) == before
+    assert snapshot(seeded) == before
 
 
 # Queries that would read kgmem's own bookkeeping nodes: API keys (with their hashes) and the API's records.
@@ -192,16 +207,16 @@ BOOKKEEPING = [
 
 
 @pytest.mark.parametrize(("query", "reason"), BOOKKEEPING, ids=[query[:60] for query, _ in BOOKKEEPING])
-def test_bookkeeping_nodes_are_out_of_reach(neo4j_driver, seeded, query, reason):
-    neo4j_driver.execute_query("CREATE CONSTRAINT api_key_id IF NOT EXISTS FOR (k:ApiKey) REQUIRE k.key_id IS UNIQUE")
+def test_bookkeeping_nodes_are_out_of_reach(gateway, seeded, query, reason):
+    gateway.write("CREATE CONSTRAINT api_key_id IF NOT EXISTS FOR (k:ApiKey) REQUIRE k.key_id IS UNIQUE")
     with pytest.raises(CypherRefused) as refusal:
-        run_read_only(neo4j_driver, query, {"space": seeded})
+        run_read_only(gateway, query, {"space": seeded})
     assert reason in str(refusal.value)
 
 
-def test_labelled_reads_and_counting_all_nodes_stay_allowed(neo4j_driver, seeded):
-    assert run_read_only(neo4j_driver, "MATCH (n) RETURN count(n) AS n").rows[0]["n"] >= 1
-    rows = run_read_only(neo4j_driver, "MATCH (a:Entity {space: $space})-[r]->(b) RETURN DISTINCT labels(b) AS l",
+def test_labelled_reads_and_counting_all_nodes_stay_allowed(gateway, seeded):
+    assert run_read_only(gateway, "MATCH (n) RETURN count(n) AS n").rows[0]["n"] >= 1
+    rows = run_read_only(gateway, "MATCH (a:Entity {space: $space})-[r]->(b) RETURN DISTINCT labels(b) AS l",
                          {"space": seeded}).rows
     assert rows and all("ApiKey" not in row["l"] for row in rows)
 
@@ -268,81 +283,81 @@ ANALYST_QUERIES = [
 
 @pytest.mark.parametrize(("query", "params", "expected"), ANALYST_QUERIES,
                          ids=[query[:60] for query, _, _ in ANALYST_QUERIES])
-def test_analyst_query_runs_and_answers(neo4j_driver, seeded, query, params, expected):
-    before = snapshot(neo4j_driver, seeded)
-    result = run_read_only(neo4j_driver, query, {"space": seeded, **params})
+def test_analyst_query_runs_and_answers(gateway, snapshot, seeded, query, params, expected):
+    before = snapshot(seeded)
+    result = run_read_only(gateway, query, {"space": seeded, **params})
     assert result.rows == expected
     assert result.columns == list(expected[0])
     assert result.truncated is False
     assert result.elapsed_ms > 0
-    assert snapshot(neo4j_driver, seeded) == before
+    assert snapshot(seeded) == before
 
 
 def test_there_are_enough_analyst_queries():
     assert len(ANALYST_QUERIES) >= 10
 
 
-def test_check_read_only_reports_the_plan(neo4j_driver):
-    explained = check_read_only(neo4j_driver, "SHOW INDEXES YIELD name RETURN name")
+def test_check_read_only_reports_the_plan(gateway):
+    explained = check_read_only(gateway, "SHOW INDEXES YIELD name RETURN name")
     assert explained.query_type == "r"
     assert "ShowIndexes@neo4j" in explained.operators
 
 
-def test_row_cap_truncates_and_says_so(neo4j_driver):
-    result = run_read_only(neo4j_driver, "UNWIND range(1, 2500) AS i RETURN i", max_rows=1000)
+def test_row_cap_truncates_and_says_so(gateway):
+    result = run_read_only(gateway, "UNWIND range(1, 2500) AS i RETURN i", max_rows=1000)
     assert result.truncated is True
     assert len(result.rows) == 1000
     assert result.rows[-1] == {"i": 1000}
 
 
-def test_a_result_exactly_at_the_cap_is_not_truncated(neo4j_driver):
-    result = run_read_only(neo4j_driver, "UNWIND range(1, 25) AS i RETURN i", max_rows=25)
+def test_a_result_exactly_at_the_cap_is_not_truncated(gateway):
+    result = run_read_only(gateway, "UNWIND range(1, 25) AS i RETURN i", max_rows=25)
     assert result.truncated is False
     assert len(result.rows) == 25
 
 
 @pytest.mark.parametrize(("timeout_s", "max_rows"), [(0, 10), (-1, 10), (1, 0)])
-def test_limits_cannot_be_switched_off(neo4j_driver, timeout_s, max_rows):
+def test_limits_cannot_be_switched_off(gateway, timeout_s, max_rows):
     with pytest.raises(InvalidInput):
-        run_read_only(neo4j_driver, "RETURN 1 AS one", timeout_s=timeout_s, max_rows=max_rows)
+        run_read_only(gateway, "RETURN 1 AS one", timeout_s=timeout_s, max_rows=max_rows)
 
 
-def test_a_long_query_is_stopped_at_its_timeout(neo4j_driver):
+def test_a_long_query_is_stopped_at_its_timeout(gateway):
     started = time.monotonic()
-    with pytest.raises(CypherFailed, match="longer than its 1 s time limit"):
+    with pytest.raises(QueryTimeout, match="longer than its 1 s time limit"):
         run_read_only(
-            neo4j_driver,
+            gateway,
             "UNWIND range(1, 100000) AS a UNWIND range(1, 100000) AS b RETURN count(*) AS pairs",
             timeout_s=1,
         )
     assert time.monotonic() - started < 15
 
 
-def test_a_runtime_error_is_one_clear_line(neo4j_driver):
+def test_a_runtime_error_is_one_clear_line(gateway):
     with pytest.raises(CypherFailed, match=r"^Neo4j stopped the query: / by zero$"):
-        run_read_only(neo4j_driver, "UNWIND [1, 0] AS d RETURN 1 / d AS x")
+        run_read_only(gateway, "UNWIND [1, 0] AS d RETURN 1 / d AS x")
 
 
-def test_syntax_errors_point_into_the_analysts_own_text(neo4j_driver):
+def test_syntax_errors_point_into_the_analysts_own_text(gateway):
     with pytest.raises(CypherRefused) as refusal:
-        run_read_only(neo4j_driver, "MATCH (n)\nRETURN n ORDER")
+        run_read_only(gateway, "MATCH (n)\nRETURN n ORDER")
     assert str(refusal.value).startswith("invalid query: ")
     assert "(line 2, column 15 (offset: 24))" in str(refusal.value)
 
 
-def test_parameters_stay_values_never_cypher(neo4j_driver, seeded):
+def test_parameters_stay_values_never_cypher(gateway, snapshot, seeded):
     query = "MATCH (e:Entity {space: $space}) WHERE e.name = $name RETURN count(e) AS n"
-    before = snapshot(neo4j_driver, seeded)
+    before = snapshot(seeded)
     injected = "x' OR 1=1 WITH e DETACH DELETE e //"
-    assert run_read_only(neo4j_driver, query, {"space": seeded, "name": injected}).rows == [{"n": 0}]
-    assert run_read_only(neo4j_driver, query, {"space": seeded, "name": "Churn"}).rows == [{"n": 1}]
-    assert run_read_only(neo4j_driver, "RETURN $text AS text", {"text": injected}).rows == [{"text": injected}]
-    assert snapshot(neo4j_driver, seeded) == before
+    assert run_read_only(gateway, query, {"space": seeded, "name": injected}).rows == [{"n": 0}]
+    assert run_read_only(gateway, query, {"space": seeded, "name": "Churn"}).rows == [{"n": 1}]
+    assert run_read_only(gateway, "RETURN $text AS text", {"text": injected}).rows == [{"text": injected}]
+    assert snapshot(seeded) == before
 
 
-def test_graph_and_temporal_values_become_plain_json(neo4j_driver, seeded):
+def test_graph_and_temporal_values_become_plain_json(gateway, seeded):
     result = run_read_only(
-        neo4j_driver,
+        gateway,
         "MATCH p = (d:Delegation {space: $space, name: 'train churn v2'})-[r:DELEGATED_TO]->(a:Agent) "
         "RETURN d, r, a, p, d.created_at AS created, date('2025-03-03') AS day, time('10:15:00Z') AS at, "
         "duration('P1DT2H') AS span, point({x: 1.5, y: 2.0}) AS spot, $blob AS blob",
@@ -367,13 +382,12 @@ def test_graph_and_temporal_values_become_plain_json(neo4j_driver, seeded):
     assert row["blob"] == "AAFrZw=="
 
 
-def test_the_function_scan_sees_namespaced_calls_in_real_plans(neo4j_driver):
+def test_the_function_scan_sees_namespaced_calls_in_real_plans(gateway):
     """The plugin-function check reads the plan's Details; make sure calls show up there."""
-    with neo4j_driver.session() as session:
-        plan = session.run(
-            "EXPLAIN RETURN date.truncate('week', datetime()) AS week, "
-            "vector.similarity.cosine([1.0], [1.0]) AS same, toUpper('x') AS up"
-        ).consume().plan
+    plan = gateway.explain(
+        "RETURN date.truncate('week', datetime()) AS week, "
+        "vector.similarity.cosine([1.0], [1.0]) AS same, toUpper('x') AS up"
+    ).plan
     details = " ".join(str(operator["args"].get("Details", "")) for operator in [plan, *plan["children"]])
     assert called_functions(details) == {"date", "vector"}
     assert called_functions(details) <= BUILT_IN_FUNCTION_NAMESPACES

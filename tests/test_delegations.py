@@ -37,8 +37,8 @@ STALE = "Refresh the feature snapshot before retraining the churn model; stale f
 
 
 @pytest.fixture
-def memory(settings, neo4j_driver, embedder):
-    return MemoryService.open(settings, neo4j_driver, embedder=embedder, chroma=open_chroma(settings))
+def memory(settings, gateway, embedder):
+    return MemoryService.open(settings, gateway, embedder=embedder, chroma=open_chroma(settings))
 
 
 @pytest.fixture
@@ -52,15 +52,16 @@ def delegations(acme):
 
 
 @pytest.fixture
-def other_space(neo4j_driver):
+def other_space(gateway):
     name = f"test-{uuid.uuid4().hex[:12]}"
     yield name
-    neo4j_driver.execute_query("MATCH (n {space: $space}) DETACH DELETE n", space=name)
+    gateway.write("MATCH (n {space: $space}) DETACH DELETE n", space=name)
 
 
-def count(neo4j_driver, space: str, cypher: str) -> int:
-    records, _, _ = neo4j_driver.execute_query(cypher, space=space)
-    return records[0][0]
+def count(gateway, space: str, cypher: str) -> int:
+    (row,) = gateway.rows(cypher, space=space)
+    (value,) = row.values()
+    return value
 
 
 def delegate(delegations: Delegations, task: str, *, agent: str, status: str, project: str = "churn",
@@ -72,7 +73,7 @@ def delegate(delegations: Delegations, task: str, *, agent: str, status: str, pr
 
 
 # -- brief ----------------------------------------------------------------------------------------
-def test_a_brief_on_empty_memory_says_so_and_records_a_planned_delegation(delegations, neo4j_driver, space):
+def test_a_brief_on_empty_memory_says_so_and_records_a_planned_delegation(delegations, gateway, space):
     brief = delegations.brief(BriefRequest(task=RETRAIN_MARCH, project="churn", agent_role="ml-engineer"))
 
     assert brief.created and brief.status == "planned"
@@ -81,7 +82,7 @@ def test_a_brief_on_empty_memory_says_so_and_records_a_planned_delegation(delega
     assert brief.estimated_tokens <= brief.budget_tokens
     state = delegations.get(brief.delegation_id)
     assert (state.task, state.project, state.status, state.agent_role) == (RETRAIN_MARCH, "churn", "planned", "ml-engineer")
-    assert count(neo4j_driver, space, "MATCH (:Delegation {space: $space})-[:PART_OF]->(:Project {space: $space}) "
+    assert count(gateway, space, "MATCH (:Delegation {space: $space})-[:PART_OF]->(:Project {space: $space}) "
                                       "RETURN count(*)") == 1
 
 
@@ -164,7 +165,7 @@ def test_rendering_drops_the_tails_first_and_never_exceeds_a_tiny_budget(delegat
 
 
 # -- idempotency and concurrency --------------------------------------------------------------------
-def test_briefing_the_same_key_or_id_again_returns_the_same_delegation(delegations, neo4j_driver, space):
+def test_briefing_the_same_key_or_id_again_returns_the_same_delegation(delegations, gateway, space):
     first = delegations.brief(BriefRequest(task=RETRAIN_MARCH, project="churn", idempotency_key="run-7"))
     again = delegations.brief(BriefRequest(task=RETRAIN_MARCH, project="churn", idempotency_key="run-7"))
     chosen = delegations.brief(BriefRequest(task=RETRAIN_APRIL, delegation_id="churn-april"))
@@ -173,21 +174,21 @@ def test_briefing_the_same_key_or_id_again_returns_the_same_delegation(delegatio
     assert (first.created, again.created) == (True, False)
     assert again.delegation_id == first.delegation_id and again.entity_id == first.entity_id
     assert (chosen.delegation_id, chosen_again.entity_id, chosen_again.created) == ("churn-april", chosen.entity_id, False)
-    assert count(neo4j_driver, space, "MATCH (d:Delegation {space: $space}) RETURN count(d)") == 2
-    assert count(neo4j_driver, space, "MATCH (:Delegation {space: $space})-[r:PART_OF]->() RETURN count(r)") == 1
+    assert count(gateway, space, "MATCH (d:Delegation {space: $space}) RETURN count(d)") == 2
+    assert count(gateway, space, "MATCH (:Delegation {space: $space})-[r:PART_OF]->() RETURN count(r)") == 1
     with pytest.raises(InvalidInput, match="another task"):
         delegations.brief(BriefRequest(task=DASHBOARD, idempotency_key="run-7"))
 
 
-def graph_size(neo4j_driver, space: str) -> tuple[int, ...]:
-    return tuple(count(neo4j_driver, space, cypher) for cypher in (
+def graph_size(gateway, space: str) -> tuple[int, ...]:
+    return tuple(count(gateway, space, cypher) for cypher in (
         "MATCH (n {space: $space}) RETURN count(n)",
         "MATCH ({space: $space})-[r]->() RETURN count(r)",
         "MATCH (:Entity {space: $space})-[:HAS_REVISION]->(r) RETURN count(r)",
     ))
 
 
-def test_recording_the_same_outcome_twice_changes_nothing(delegations, neo4j_driver, space):
+def test_recording_the_same_outcome_twice_changes_nothing(delegations, gateway, space):
     brief = delegations.brief(BriefRequest(task=RETRAIN_MARCH, project="churn"))
     outcome = OutcomeRequest(
         delegation_id=brief.delegation_id, status="succeeded", agent="ml-ana", summary="AUC 0.91 on April.",
@@ -195,11 +196,11 @@ def test_recording_the_same_outcome_twice_changes_nothing(delegations, neo4j_dri
         artifacts=[OutcomeArtifact(kind="model_version", name="churn-model v3", model="churn-model", metrics={"auc": 0.91})],
     )
     first = delegations.record_outcome(outcome)
-    before = graph_size(neo4j_driver, space)
+    before = graph_size(gateway, space)
     again = delegations.record_outcome(outcome)
 
     assert (first.changed, again.changed) == (True, False)
-    assert graph_size(neo4j_driver, space) == before
+    assert graph_size(gateway, space) == before
     assert again.delegation.model_dump(exclude={"created_at"}) == first.delegation.model_dump(exclude={"created_at"})
     state = again.delegation
     assert (state.status, state.agent, state.metrics, state.summary) == ("succeeded", "ml-ana", {"auc": 0.91}, "AUC 0.91 on April.")
@@ -208,30 +209,30 @@ def test_recording_the_same_outcome_twice_changes_nothing(delegations, neo4j_dri
     assert again.agent_record.succeeded == 1
 
 
-def test_ten_concurrent_briefs_with_one_key_make_one_delegation(delegations, neo4j_driver, space):
+def test_ten_concurrent_briefs_with_one_key_make_one_delegation(delegations, gateway, space):
     request = BriefRequest(task=RETRAIN_MARCH, project="churn", idempotency_key="retry-storm")
     with ThreadPoolExecutor(max_workers=10) as pool:
         briefs = list(pool.map(lambda _: delegations.brief(request), range(10)))
 
     assert len({b.delegation_id for b in briefs}) == 1 and len({b.entity_id for b in briefs}) == 1
     assert sum(b.created for b in briefs) == 1
-    assert count(neo4j_driver, space, "MATCH (d:Delegation {space: $space}) RETURN count(d)") == 1
-    assert count(neo4j_driver, space, "MATCH (p:Project {space: $space}) RETURN count(p)") == 1
-    assert count(neo4j_driver, space, "MATCH (:Delegation {space: $space})-[r:PART_OF]->() RETURN count(r)") == 1
+    assert count(gateway, space, "MATCH (d:Delegation {space: $space}) RETURN count(d)") == 1
+    assert count(gateway, space, "MATCH (p:Project {space: $space}) RETURN count(p)") == 1
+    assert count(gateway, space, "MATCH (:Delegation {space: $space})-[r:PART_OF]->() RETURN count(r)") == 1
     assert delegations.get(briefs[0].delegation_id).status == "planned"
 
 
-def test_ten_concurrent_outcomes_lose_nothing_and_duplicate_nothing(delegations, neo4j_driver, space):
+def test_ten_concurrent_outcomes_lose_nothing_and_duplicate_nothing(delegations, gateway, space):
     same = delegations.brief(BriefRequest(task=RETRAIN_MARCH, project="churn"))
     outcome = OutcomeRequest(delegation_id=same.delegation_id, status="succeeded", agent="ml-ana",
                              summary="AUC 0.91.", lessons=[OutcomeLesson(text=STALE)])
     with ThreadPoolExecutor(max_workers=10) as pool:
         records = list(pool.map(lambda _: delegations.record_outcome(outcome), range(10)))
     assert sum(r.changed for r in records) == 1
-    assert count(neo4j_driver, space, "MATCH (l:Lesson {space: $space}) RETURN count(l)") == 1
-    assert count(neo4j_driver, space, "MATCH (:Lesson {space: $space})-[r:LEARNED_FROM]->() RETURN count(r)") == 1
-    assert count(neo4j_driver, space, "MATCH (:Delegation {space: $space})-[:HAS_OBSERVATION]->(o) RETURN count(o)") == 1
-    assert count(neo4j_driver, space, "MATCH (:Delegation {space: $space})-[r:DELEGATED_TO]->() RETURN count(r)") == 1
+    assert count(gateway, space, "MATCH (l:Lesson {space: $space}) RETURN count(l)") == 1
+    assert count(gateway, space, "MATCH (:Lesson {space: $space})-[r:LEARNED_FROM]->() RETURN count(r)") == 1
+    assert count(gateway, space, "MATCH (:Delegation {space: $space})-[:HAS_OBSERVATION]->(o) RETURN count(o)") == 1
+    assert count(gateway, space, "MATCH (:Delegation {space: $space})-[r:DELEGATED_TO]->() RETURN count(r)") == 1
 
     distinct = delegations.brief(BriefRequest(task=RETRAIN_APRIL, project="churn"))
 
@@ -293,7 +294,7 @@ def extraction_reply(name: str) -> dict:
     }
 
 
-def test_extraction_adds_the_lessons_claude_finds_once(acme, neo4j_driver, space):
+def test_extraction_adds_the_lessons_claude_finds_once(acme, gateway, space):
     fake = FakeAnthropicTransport()
     delegations = Delegations(acme, extractor=ClaudeExtractor(fake.client()))
     brief = delegations.brief(BriefRequest(task=RETRAIN_MARCH, project="churn", delegation_id="d-extract"))
@@ -310,7 +311,7 @@ def test_extraction_adds_the_lessons_claude_finds_once(acme, neo4j_driver, space
     assert lesson.source == "extraction" and set(lesson.applies_to) == {"churn", "customer_events"}
     assert record.delegation.status == "succeeded"  # Claude's "failed" on the delegation is not kgmem's record
     assert [a.name for a in record.delegation.artifacts] == ["customer_events"]
-    assert count(neo4j_driver, space, "MATCH (d:Delegation {space: $space}) RETURN count(d)") == 1
+    assert count(gateway, space, "MATCH (d:Delegation {space: $space}) RETURN count(d)") == 1
 
     again = delegations.record_outcome(outcome)
     assert again.extraction.status == "already_done" and len(fake.requests) == 1
@@ -390,13 +391,13 @@ def test_model_versions_come_best_by_metric_first(delegations):
 
 def test_open_incidents_near_the_work_are_briefed_and_resolved_ones_are_not(delegations, acme):
     delegations.brief(BriefRequest(task=RETRAIN_MARCH, project="churn"))
-    acme.upsert_entities([
+    acme.graph.upsert_entities([
         EntityIn(kind=Kind.INCIDENT, name="churn scoring job OOM", summary="The nightly churn scoring job runs out of memory.",
                  attributes={"severity": "high", "status": "open"}),
         EntityIn(kind=Kind.INCIDENT, name="churn feature lag", summary="Churn features arrived a day late.",
                  attributes={"severity": "medium", "status": "resolved"}),
     ])
-    acme.upsert_relations([RelationIn(source=EntityRef(name="churn scoring job OOM"), type="RELATED_TO",
+    acme.graph.upsert_relations([RelationIn(source=EntityRef(name="churn scoring job OOM"), type="RELATED_TO",
                                       target=EntityRef(kind=Kind.PROJECT, name="churn"))])
 
     brief = delegations.brief(BriefRequest(task=RETRAIN_APRIL, project="churn"))

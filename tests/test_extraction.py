@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from fakes import FakeAnthropicTransport
-from graph.errors import ConfigurationError, KgmemError
+from graph.errors import ConfigurationError, ExtractionFailed, KgmemError, LLMUnavailable, TextTooLong
 from graph.model import Provenance
 from graph.vocabulary import Kind
 from memory.extraction import (
@@ -19,8 +19,6 @@ from memory.extraction import (
     TOOL_NAME,
     ClaudeExtractor,
     Extraction,
-    ExtractionBudgetExceeded,
-    ExtractionFailed,
     TokenUsage,
     UsageCounter,
     UsageTotals,
@@ -238,7 +236,7 @@ def test_a_refusal_is_not_retried():
 def test_text_over_the_budget_is_refused_before_any_request():
     fake = FakeAnthropicTransport().tool_use(VALID)
     claude = extractor(fake, max_tokens=1024, token_budget=5000)
-    with pytest.raises(ExtractionBudgetExceeded) as caught:
+    with pytest.raises(TextTooLong) as caught:
         claude.extract("word " * 4000)
     assert "token_budget 5000" in str(caught.value) and "split it" in str(caught.value)
     assert fake.requests == []
@@ -287,11 +285,11 @@ def test_the_sdk_retries_overload_and_server_errors():
     assert fake.requests[0].body == fake.requests[2].body
 
 
-def test_a_final_api_error_is_one_line_extraction_failed():
+def test_a_final_server_error_is_one_line_llm_unavailable():
     fake = FakeAnthropicTransport().error(500, "api_error", "Internal server error", times=2)
-    with pytest.raises(ExtractionFailed) as caught:
+    with pytest.raises(LLMUnavailable) as caught:
         extractor(fake, max_retries=1).extract(TEXT)
-    assert str(caught.value) == "Anthropic API returned 500 api_error after 1 retry: Internal server error"
+    assert str(caught.value) == "Anthropic API returned 500 api_error after 1 retry: Internal server error; retry later"
     assert len(fake.requests) == 2
 
 
@@ -302,9 +300,16 @@ def test_client_errors_are_not_retried():
     assert len(fake.requests) == 1
 
 
+def test_a_refused_key_is_a_configuration_error_and_not_retried():
+    fake = FakeAnthropicTransport().error(401, "authentication_error", "invalid x-api-key").tool_use(VALID)
+    with pytest.raises(ConfigurationError, match="401 authentication_error.*invalid x-api-key; fix ANTHROPIC_API_KEY"):
+        extractor(fake, max_retries=3).extract(TEXT)
+    assert len(fake.requests) == 1
+
+
 def test_connection_errors_are_retried_then_reported():
     fake = FakeAnthropicTransport().connection_error(times=2)
-    with pytest.raises(ExtractionFailed, match="cannot reach the Anthropic API after 1 retry"):
+    with pytest.raises(LLMUnavailable, match="cannot reach the Anthropic API after 1 retry"):
         ClaudeExtractor(fake.client(max_retries=5), max_retries=1).extract(TEXT)
     assert len(fake.requests) == 2
 

@@ -9,10 +9,11 @@ from graph.errors import InvalidInput, NotFound
 from graph.model import EntityIn, EntityRef, ObservationIn, RelationIn
 from graph.store import SpaceGraph
 from graph.vocabulary import Kind
+from graph.writes import SpaceWriter
 
 
 @pytest.fixture
-def tenants(graph_store, space, neo4j_driver):
+def tenants(graph_store, space, gateway):
     """Tenant A with a small graph, and an empty tenant B that tries to reach it."""
     a = graph_store.space(space)
     b_name = f"{space}-b"
@@ -22,7 +23,7 @@ def tenants(graph_store, space, neo4j_driver):
     a.add_observations([ObservationIn(entity=EntityRef(name="secret project"), text="budget is 2M")])
     a.upsert_relations([RelationIn(source=EntityRef(name="spy"), type="LEADS_ANALYSIS_FOR", target=EntityRef(name="secret project"))])
     yield a, b
-    neo4j_driver.execute_query("MATCH (n {space: $s}) DETACH DELETE n", s=b_name)
+    gateway.write("MATCH (n {space: $s}) DETACH DELETE n", s=b_name)
 
 
 def a_ids(a):
@@ -83,13 +84,74 @@ def test_an_id_chosen_by_another_tenant_cannot_be_claimed(tenants):
     assert a.get_entity(project.id).name == "Secret Project"
 
 
+SPACE_ENTITY_IDS = "MATCH (e:Entity {space: $space}) RETURN e.id AS id"
+
+
+def test_counts_and_rows_are_bound_to_the_tenant(tenants):
+    a, b = tenants
+    project, agent, _ = a_ids(a)
+    assert a.counts() == {"entities": {"Agent": 1, "Project": 1}, "observations": 1,
+                          "relations": {"LEADS_ANALYSIS_FOR": 1}}
+    assert b.counts() == {"entities": {}, "observations": 0, "relations": {}}
+    assert sorted(row["id"] for row in a.rows(SPACE_ENTITY_IDS)) == sorted([project.id, agent.id])
+    assert b.rows(SPACE_ENTITY_IDS) == []
+    assert b.rows("MATCH (e:Entity {id: $id}) WHERE e.space = $space RETURN e.id AS id", id=project.id) == []
+
+
+def test_the_write_path_is_bound_to_the_tenant(tenants):
+    a, b = tenants
+    project, agent, observation = a_ids(a)
+    before = a.history(project.id)
+    project_ref, agent_ref = EntityRef(id=project.id), EntityRef(id=agent.id)
+    # Each of the writer's operations, given A's ids inside B's transaction: not found, or nothing done.
+    refused = [
+        lambda w: w.add_observations([ObservationIn(entity=project_ref, text="pwned")]),
+        lambda w: w.upsert_relations([RelationIn(source=agent_ref, type="PART_OF", target=project_ref)]),
+        lambda w: w.retract_relations([RelationIn(source=agent_ref, type="LEADS_ANALYSIS_FOR", target=project_ref)]),
+        lambda w: w.retract_entity(project.id),
+        lambda w: w.delete_entity(project.id),
+    ]
+    for work in refused:
+        with pytest.raises(NotFound):
+            b.write(work)
+    with pytest.raises(NotFound):
+        b.write_batches([project_ref], lambda w, chunk: w.add_observations(
+            [ObservationIn(entity=ref, text="pwned") for ref in chunk]))
+    assert b.write(lambda w: w.retract_observations([observation.id])) == 0
+    assert b.write(lambda w: w.retract_observation_texts(project.id, ["budget is 2M"])) == 0
+    b.write(lambda w: w.delete_observations([observation.id]))
+    assert b.write(lambda w: (w.space, w.rows(SPACE_ENTITY_IDS), w.row(SPACE_ENTITY_IDS))) == (b.space, [], None)
+    b.write(lambda w: w.run("MATCH (e:Entity {space: $space}) SET e.pwned = true"))
+
+    # What B writes through its writer is B's own; A's entity is untouched.
+    (twin,) = b.write(lambda w: w.upsert_entities([EntityIn(kind=Kind.PROJECT, name="Secret Project",
+                                                            summary="decoy")]))
+    (batched,) = b.write_batches([EntityIn(kind=Kind.AGENT, name="spy")], lambda w, chunk: w.upsert_entities(chunk))
+    assert twin["id"] != project.id and twin["space"] == b.space
+    assert batched["id"] != agent.id and batched["space"] == b.space
+    after = a.history(project.id)
+    assert after.entity == before.entity and after.entity.summary is None
+    assert after.observations == before.observations and after.relations == before.relations
+    assert a.get_entity(agent.id).attributes.get("pwned") is None
+
+
 COVERED = {
     "get_entity", "neighbourhood", "history", "find_by_name", "mentioned_in", "list_entities", "search",
     "add_observations", "upsert_relations", "retract_relations", "retract_entity", "delete_entity", "purge_entity",
     "retract_observations", "retract_observation_texts", "upsert_entities",
+    "counts", "rows", "write", "write_batches",
+}
+
+
+WRITER_COVERED = {
+    "add_observations", "upsert_relations", "retract_relations", "retract_entity", "delete_entity",
+    "retract_observations", "retract_observation_texts", "delete_observations", "upsert_entities",
+    "rows", "row", "run",
 }
 
 
 def test_every_public_operation_is_covered_above():
     public = {name for name, _ in inspect.getmembers(SpaceGraph, inspect.isfunction) if not name.startswith("_")}
     assert public - COVERED == set(), "add an isolation case for each new operation"
+    writer = {name for name, _ in inspect.getmembers(SpaceWriter, inspect.isfunction) if not name.startswith("_")}
+    assert writer - WRITER_COVERED == set(), "add an isolation case for each new writer operation"

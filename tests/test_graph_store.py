@@ -16,19 +16,18 @@ def ref(name, kind=None):
     return EntityRef(name=name, kind=kind)
 
 
-def count(neo4j_driver, space, cypher):
-    records, _, _ = neo4j_driver.execute_query(cypher, space=space)
-    return records[0][0]
+def count(gateway, space, cypher):
+    return next(iter(gateway.rows(cypher, space=space)[0].values()))
 
 
 # -- entities -----------------------------------------------------------------------------------
 
-def test_upsert_is_idempotent_and_creates_no_duplicates(graph, neo4j_driver, space):
+def test_upsert_is_idempotent_and_creates_no_duplicates(graph, gateway, space):
     batch = [EntityIn(kind=Kind.PROJECT, name="Churn"), EntityIn(kind=Kind.AGENT, name="ds-1")]
     first = graph.upsert_entities(batch)
     again = graph.upsert_entities(batch)
     assert [e.id for e in first] == [e.id for e in again]
-    assert count(neo4j_driver, space, "MATCH (e:Entity {space: $space}) RETURN count(e)") == 2
+    assert count(gateway, space, "MATCH (e:Entity {space: $space}) RETURN count(e)") == 2
 
 
 def test_names_are_identified_case_and_space_insensitively_within_a_kind(graph):
@@ -40,9 +39,9 @@ def test_names_are_identified_case_and_space_insensitively_within_a_kind(graph):
     assert c.id != a.id  # same name, different kind: a different entity
 
 
-def test_entities_carry_both_labels_and_typed_attributes(graph, neo4j_driver, space):
+def test_entities_carry_both_labels_and_typed_attributes(graph, gateway, space):
     agent = graph.upsert_entities([EntityIn(kind=Kind.AGENT, name="ml-eng", attributes={"role": "ml-engineer", "skills": ["pytorch"]})])[0]
-    records, _, _ = neo4j_driver.execute_query("MATCH (e {id: $id}) RETURN labels(e) AS labels", id=agent.id)
+    records = gateway.rows("MATCH (e {id: $id}) RETURN labels(e) AS labels", id=agent.id)
     assert set(records[0]["labels"]) == {"Entity", "Agent"}
     assert agent.attributes == {"role": "ml-engineer", "skills": ["pytorch"]}
 
@@ -80,13 +79,13 @@ def test_every_attribute_change_is_kept_as_a_revision(graph):
 
 # -- observations -------------------------------------------------------------------------------
 
-def test_the_same_observation_is_stored_once(graph, neo4j_driver, space):
+def test_the_same_observation_is_stored_once(graph, gateway, space):
     graph.upsert_entities([EntityIn(kind=Kind.PROJECT, name="Churn")])
     note = ObservationIn(entity=ref("churn"), text="Features older than 30 days hurt recall")
     first = graph.add_observations([note, note])
     second = graph.add_observations([note])
     assert first[0].id == first[1].id == second[0].id
-    assert count(neo4j_driver, space, "MATCH (o:Observation {space: $space}) RETURN count(o)") == 1
+    assert count(gateway, space, "MATCH (o:Observation {space: $space}) RETURN count(o)") == 1
 
 
 def test_observations_on_a_missing_entity_name_it(graph):
@@ -161,23 +160,23 @@ def test_a_late_arriving_stage_fills_its_gap_in_history(graph, model_version):
     assert stage_at(graph, model_version.id, T0 + timedelta(days=3)) == ["staging"]
 
 
-def test_repeating_a_relation_creates_no_duplicate(graph, neo4j_driver, space):
+def test_repeating_a_relation_creates_no_duplicate(graph, gateway, space):
     graph.upsert_entities([EntityIn(kind=Kind.FEATURE, name="tenure"), EntityIn(kind=Kind.MODEL_VERSION, name="v1")])
     relation = RelationIn(source=ref("v1"), type="USES_FEATURE", target=ref("tenure"))
     first = graph.upsert_relations([relation, relation])
     second = graph.upsert_relations([relation])
     assert first[0].id == first[1].id == second[0].id
-    assert count(neo4j_driver, space, "MATCH ()-[r:USES_FEATURE {space: $space}]->() RETURN count(r)") == 1
+    assert count(gateway, space, "MATCH ()-[r:USES_FEATURE {space: $space}]->() RETURN count(r)") == 1
 
 
-def test_free_form_relation_types_are_validated_and_kept_as_written(graph, neo4j_driver, space):
+def test_free_form_relation_types_are_validated_and_kept_as_written(graph, gateway, space):
     graph.upsert_entities([EntityIn(name="Ada"), EntityIn(name="Acme")])
     relation = graph.upsert_relations([RelationIn(source=ref("Ada"), type="works at", target=ref("Acme"))])[0]
     assert (relation.type, relation.label) == ("WORKS_AT", "works at")
     # Hostile text becomes an inert identifier: types reach Cypher as data, never as query text.
     hostile = graph.upsert_relations([RelationIn(source=ref("Ada"), type="x]->() DETACH DELETE n //", target=ref("Acme"))])[0]
     assert hostile.type == "X_DETACH_DELETE_N"
-    assert count(neo4j_driver, space, "MATCH (e:Entity {space: $space}) RETURN count(e)") == 2
+    assert count(gateway, space, "MATCH (e:Entity {space: $space}) RETURN count(e)") == 2
     for invalid in ("9lives", "__", "A" * 65):
         with pytest.raises(ValidationError, match="not allowed"):
             RelationIn(source=ref("Ada"), type=invalid, target=ref("Acme"))
@@ -265,15 +264,15 @@ def test_reviving_a_deleted_entity_is_on_record(graph):
     assert graph.history(old.id).revisions[-1].changes["retracted_at"]["new"] is None
 
 
-def test_hard_delete_removes_the_entity_and_what_hangs_off_it(graph, neo4j_driver, space):
+def test_hard_delete_removes_the_entity_and_what_hangs_off_it(graph, gateway, space):
     graph.upsert_entities([EntityIn(name="tmp", attributes={"a": 1})])
     graph.add_observations([ObservationIn(entity=ref("tmp"), text="one"), ObservationIn(entity=ref("tmp"), text="two")])
     report = graph.delete_entity(graph.find_by_name("tmp")[0].id)
     assert (report.entities, report.observations, report.revisions) == (1, 2, 1)
-    assert count(neo4j_driver, space, "MATCH (n {space: $space}) RETURN count(n)") == 0
+    assert count(gateway, space, "MATCH (n {space: $space}) RETURN count(n)") == 0
 
 
-def test_purge_also_removes_mentions_elsewhere(graph, neo4j_driver, space):
+def test_purge_also_removes_mentions_elsewhere(graph, gateway, space):
     graph.upsert_entities([EntityIn(kind=Kind.PERSON, name="Jane Roe", aliases=["J. Roe"]), EntityIn(kind=Kind.PROJECT, name="p")])
     graph.add_observations([ObservationIn(entity=ref("p"), text="Jane Roe approved the budget"),
                             ObservationIn(entity=ref("p"), text="budget approved by finance")])

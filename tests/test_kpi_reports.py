@@ -20,8 +20,8 @@ def at(day: int, hour: int = 9) -> datetime:
     return datetime(2025, 3, day, hour, tzinfo=UTC)
 
 
-def rows(driver, name: str, **params) -> list[dict]:
-    result = run_report(driver, name, params)
+def rows(gateway, name: str, **params) -> list[dict]:
+    result = run_report(gateway, name, params)
     assert not result.truncated
     return result.rows
 
@@ -70,20 +70,20 @@ def work(graph):
     return graph
 
 
-def test_on_time_delivery_rate(neo4j_driver, work):
+def test_on_time_delivery_rate(gateway, work):
     def row(project, finished, with_due, on_time, late, succeeded_on_time, rate, days_late):
         return {"project": project, "finished": finished, "with_due_date": with_due, "on_time": on_time,
                 "late": late, "succeeded_on_time": succeeded_on_time, "on_time_rate": rate,
                 "avg_days_late": days_late}
 
-    assert rows(neo4j_driver, "on-time-delivery", space=work.space) == [
+    assert rows(gateway, "on-time-delivery", space=work.space) == [
         row("(all)", 6, 5, 3, 2, 2, 0.6, 3.25),  # a b e on time, c h late; d has no due date
         row("(no project)", 1, 1, 0, 1, 0, 0.0, 4.0),  # h
         row("Churn", 3, 3, 2, 1, 1, 0.667, 2.5),  # a b c (g was cancelled)
         row("Forecast", 2, 1, 1, 0, 1, 1.0, None),  # d e (f is running)
     ]
     def counts(since):
-        result = rows(neo4j_driver, "on-time-delivery", space=work.space, since=since)
+        result = rows(gateway, "on-time-delivery", space=work.space, since=since)
         return [(r["project"], r["finished"], r["on_time"]) for r in result]
 
     # `since` reads ended_at: c ended on the 12th at 21:00, e on the 19th, h on the 25th.
@@ -91,12 +91,12 @@ def test_on_time_delivery_rate(neo4j_driver, work):
     assert counts("2025-03-12T22:00") == [("(all)", 2, 1), ("(no project)", 1, 0), ("Forecast", 1, 1)]
 
 
-def test_success_rate_by_agent_and_role(neo4j_driver, work):
+def test_success_rate_by_agent_and_role(gateway, work):
     def row(role, agent, delegations, succeeded, failed, rate):
         return {"role": role, "agent": agent, "delegations": delegations, "succeeded": succeeded,
                 "failed": failed, "success_rate": rate}
 
-    assert rows(neo4j_driver, "success-by-agent", space=work.space) == [
+    assert rows(gateway, "success-by-agent", space=work.space) == [
         row("analytics-expert", "(all)", 1, 0, 0, None),  # helper has no role: g's planned role counts
         row("analytics-expert", "helper", 1, 0, 0, None),
         row("data-scientist", "(all)", 4, 3, 1, 0.75),  # a b c h
@@ -108,11 +108,11 @@ def test_success_rate_by_agent_and_role(neo4j_driver, work):
 
 
 @pytest.fixture
-def ml(settings, neo4j_driver, embedder, space):
-    return MlMemory(MemoryService.open(settings, neo4j_driver, embedder=embedder, chroma=open_chroma(settings)).space(space))
+def ml(settings, gateway, embedder, space):
+    return MlMemory(MemoryService.open(settings, gateway, embedder=embedder, chroma=open_chroma(settings)).space(space))
 
 
-def test_model_performance_in_production_against_its_benchmark(neo4j_driver, ml, space):
+def test_model_performance_in_production_against_its_benchmark(gateway, ml, space):
     ml.record_model(ModelIn(name="churn-model", benchmarks={"auc": 0.85}))
     for version, auc, stage in (("1", 0.80, "archived"), ("2", 0.86, "production"), ("3", 0.88, "staging")):
         ml.record_model_version(ModelVersionIn(model="churn-model", version=version, metrics={"auc": auc}, stage=stage))
@@ -122,25 +122,25 @@ def test_model_performance_in_production_against_its_benchmark(neo4j_driver, ml,
     ml.set_stage(StageChange(model="demand-model", version="2", stage="Production"))
     ml.record_model_version(ModelVersionIn(model="lonely-model", version="1", metrics={"auc": 0.7}, stage="production"))
 
-    assert rows(neo4j_driver, "model-vs-benchmark", space=space) == [
+    assert rows(gateway, "model-vs-benchmark", space=space) == [
         {"model": "churn-model", "production_version": "2", "value": 0.86, "benchmark": 0.85,
          "benchmark_source": "benchmark_auc", "delta": 0.01, "meets_benchmark": True},
         {"model": "lonely-model", "production_version": "1", "value": 0.7, "benchmark": None,
          "benchmark_source": None, "delta": None, "meets_benchmark": None},
     ]
     # No declared benchmark for mape: the best other version is the benchmark, and lower is better.
-    assert rows(neo4j_driver, "model-vs-benchmark", space=space, metric="mape", higher_is_better=False) == [
+    assert rows(gateway, "model-vs-benchmark", space=space, metric="mape", higher_is_better=False) == [
         {"model": "demand-model", "production_version": "2", "value": 12.0, "benchmark": 10.5,
          "benchmark_source": "version 3", "delta": 1.5, "meets_benchmark": False},
     ]
     # Promoting version 3 of churn-model and archiving 2: the report follows the stage.
     ml.set_stage(StageChange(model="churn-model", version="3", stage="production"))
     ml.set_stage(StageChange(model="churn-model", version="2", stage="archived"))
-    (churn, _) = rows(neo4j_driver, "model-vs-benchmark", space=space)
+    (churn, _) = rows(gateway, "model-vs-benchmark", space=space)
     assert (churn["production_version"], churn["value"], churn["delta"]) == ("3", 0.88, 0.03)
 
 
-def test_lessons_reused_per_delegation(neo4j_driver, graph, space):
+def test_lessons_reused_per_delegation(gateway, graph, space):
     # The shape agents/delegations.py writes: a brief's shown memory ids, and the outcome's feedback.
     leakage, refresh, withdrawn, agent = graph.upsert_entities([
         EntityIn(kind=Kind.LESSON, name="Check for leakage"), EntityIn(kind=Kind.LESSON, name="Refresh features"),
@@ -153,7 +153,7 @@ def test_lessons_reused_per_delegation(neo4j_driver, graph, space):
     graph.upsert_entities([delegation("deploy", "failed", task="Deploy the churn model", shown_ids=[agent.id])])
     graph.upsert_entities([delegation("never briefed", "planned")])
 
-    result = rows(neo4j_driver, "lessons-reused", space=space)
+    result = rows(gateway, "lessons-reused", space=space)
     assert [{k: v for k, v in r.items() if k != "created_at"} for r in result] == [  # newest first
         {"delegation": "deploy", "task": "Deploy the churn model", "project": None, "status": "failed",
          "lessons_shown": 0, "lessons_helpful": 0, "lessons": []},
@@ -161,19 +161,19 @@ def test_lessons_reused_per_delegation(neo4j_driver, graph, space):
          "lessons_shown": 2, "lessons_helpful": 1, "lessons": ["Check for leakage", "Refresh features"]},
     ]  # the agent is not a lesson, the withdrawn lesson no longer counts, "never briefed" had no brief
     assert result[0]["created_at"] > result[1]["created_at"]
-    assert [r["delegation"] for r in rows(neo4j_driver, "lessons-reused", space=space, limit=1)] == ["deploy"]
+    assert [r["delegation"] for r in rows(gateway, "lessons-reused", space=space, limit=1)] == ["deploy"]
 
 
-def test_kpis_of_one_space_never_show_another(neo4j_driver, work, graph_store, space):
+def test_kpis_of_one_space_never_show_another(gateway, work, graph_store, space):
     other = graph_store.space(f"{space}-b")
     try:
         other.upsert_entities([delegation("a", "failed", due=at(1), ended=at(30), shown_ids=["x"]),
                                EntityIn(kind=Kind.AGENT, name="intruder", attributes={"role": "data-scientist"})])
         other.upsert_relations([link("a", "DELEGATED_TO", "intruder", Kind.AGENT)])
-        (everything, *_) = rows(neo4j_driver, "on-time-delivery", space=space)
+        (everything, *_) = rows(gateway, "on-time-delivery", space=space)
         assert (everything["finished"], everything["on_time"]) == (6, 3)
-        assert "intruder" not in repr(rows(neo4j_driver, "success-by-agent", space=space))
-        assert rows(neo4j_driver, "lessons-reused", space=space) == []
-        assert [r["agent"] for r in rows(neo4j_driver, "success-by-agent", space=f"{space}-b")] == ["(all)", "intruder"]
+        assert "intruder" not in repr(rows(gateway, "success-by-agent", space=space))
+        assert rows(gateway, "lessons-reused", space=space) == []
+        assert [r["agent"] for r in rows(gateway, "success-by-agent", space=f"{space}-b")] == ["(all)", "intruder"]
     finally:
-        neo4j_driver.execute_query("MATCH (n {space: $s}) DETACH DELETE n", s=f"{space}-b")
+        gateway.write("MATCH (n {space: $s}) DETACH DELETE n", s=f"{space}-b")

@@ -99,28 +99,27 @@ def read_rankings(path: Path) -> dict[tuple[str, int], list[str]]:
     return {(line["sample_id"], line["qa_index"]): line["ranked"] for line in lines}
 
 
-def delete_spaces(driver, spaces) -> None:
+def delete_spaces(gateway, spaces) -> None:
     for space in spaces:
-        driver.execute_query("MATCH (n {space: $space}) DETACH DELETE n", space=space)
+        gateway.write("MATCH (n {space: $space}) DETACH DELETE n", space=space)
 
 
 @pytest.fixture
-def tiny(tmp_path, neo4j_driver):
+def tiny(tmp_path, gateway):
     data = tiny_locomo(uuid.uuid4().hex[:8])
     path = tmp_path / "tiny_locomo.json"
     path.write_text(json.dumps(data))
     yield data, path
-    delete_spaces(neo4j_driver, [space_for(sample["sample_id"]) for sample in data])
+    delete_spaces(gateway, [space_for(sample["sample_id"]) for sample in data])
 
 
 @pytest.fixture
-def memory(settings, neo4j_driver, embedder):
-    return MemoryService.open(settings, neo4j_driver, embedder=embedder)
+def memory(settings, gateway, embedder):
+    return MemoryService.open(settings, gateway, embedder=embedder)
 
 
-def observation_count(driver, space: str) -> int:
-    records, _, _ = driver.execute_query("MATCH (o:Observation {space: $space}) RETURN count(o) AS n", space=space)
-    return records[0]["n"]
+def observation_count(gateway, space: str) -> int:
+    return gateway.rows("MATCH (o:Observation {space: $space}) RETURN count(o) AS n", space=space)[0]["n"]
 
 
 # -- pure parts --------------------------------------------------------------------------------------
@@ -182,7 +181,7 @@ def test_a_baseline_weighs_one_channel_only(method, channel):
 
 # -- against Neo4j and Chroma ----------------------------------------------------------------------
 
-def test_benchmark_end_to_end(memory, tiny, tmp_path, neo4j_driver):
+def test_benchmark_end_to_end(memory, tiny, tmp_path, gateway):
     data, path = tiny
     out = tmp_path / "out" / "rankings.jsonl"
     report = run_benchmark(memory, path, out, k=20)
@@ -223,24 +222,24 @@ def test_benchmark_end_to_end(memory, tiny, tmp_path, neo4j_driver):
     assert summary["methods"]["vector"]["channel_hits"].get("vector", 0) > 0
 
 
-def test_spaces_are_separate_and_reruns_are_clean(memory, tiny, neo4j_driver):
+def test_spaces_are_separate_and_reruns_are_clean(memory, tiny, gateway):
     data, _ = tiny
     a, b = (space_for(s["sample_id"]) for s in data)
     first = ingest_sample(memory, data[0], batch_turns=1)  # one call per session
     assert (first.calls, first.turns) == (2, 8)
     ingest_sample(memory, data[1])
     vectors_a = len(memory.index.collection.get(where={"space": a}, include=[])["ids"])
-    assert observation_count(neo4j_driver, a) == 8 and observation_count(neo4j_driver, b) == 8
+    assert observation_count(gateway, a) == 8 and observation_count(gateway, b) == 8
     assert vectors_a >= 8
 
-    refs, _, _ = neo4j_driver.execute_query(
+    refs = gateway.rows(
         "MATCH (p:Person {space: $space})-[:HAS_OBSERVATION]->(o) RETURN p.name AS who, o.ref AS ref, o.source AS source, "
         "o.seq AS seq, o.agent AS agent, o.valid_from AS at ORDER BY ref", space=a)
     assert [r["ref"] for r in refs] == ["D1:1", "D1:2", "D1:3", "D1:4", "D2:1", "D2:2", "D2:3", "D2:4"]
     first = refs[0]
     assert (first["who"], first["source"], first["seq"], first["agent"]) == ("Alice", f"{data[0]['sample_id']}/session_1", 0, "Alice")
-    assert first["at"].to_native() == datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
-    rels, _, _ = neo4j_driver.execute_query(
+    assert first["at"] == datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+    rels = gateway.rows(
         "MATCH (p:Person {space: $space})-[:PARTICIPATES_IN]->(c:Thing {space: $space}) "
         "RETURN p.name AS who, c.name AS conversation, c.entity_type AS type ORDER BY who", space=a)
     assert [(r["who"], r["conversation"], r["type"]) for r in rels] == [
@@ -248,9 +247,9 @@ def test_spaces_are_separate_and_reruns_are_clean(memory, tiny, neo4j_driver):
 
     # Ingesting A again (in one call this time) wipes A first: the same observations and vectors, B untouched.
     assert ingest_sample(memory, data[0]).calls == 1
-    assert observation_count(neo4j_driver, a) == 8
+    assert observation_count(gateway, a) == 8
     assert len(memory.index.collection.get(where={"space": a}, include=[])["ids"]) == vectors_a
-    assert observation_count(neo4j_driver, b) == 8
+    assert observation_count(gateway, b) == 8
 
 
 def test_the_cli_runs_end_to_end(managed_neo4j, tiny, tmp_path):

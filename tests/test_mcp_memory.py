@@ -34,19 +34,20 @@ def memory(space_graph) -> McpMemory:
 
 
 @pytest.fixture
-def other_space(neo4j_driver):
+def other_space(gateway):
     name = f"test-{uuid.uuid4().hex[:12]}"
     yield name
     while True:
-        records, _, _ = neo4j_driver.execute_query(
+        records = gateway.write(
             "MATCH (n {space: $space}) WITH n LIMIT 5000 DETACH DELETE n RETURN count(*) AS deleted", space=name)
         if records[0]["deleted"] == 0:
             return
 
 
-def scalar(neo4j_driver, cypher, **params):
-    records, _, _ = neo4j_driver.execute_query(cypher, **params)
-    return records[0][0]
+def scalar(gateway, cypher, **params):
+    (row,) = gateway.rows(cypher, **params)
+    (value,) = row.values()
+    return value
 
 
 def entity(name, entity_type="person", observations=()):
@@ -92,7 +93,7 @@ def test_create_entities_maps_the_type_to_a_kind_and_keeps_the_type_string(memor
     assert churn.provenance.source == "mcp"
 
 
-def test_create_entities_skips_names_that_exist_in_any_kind_or_earlier_in_the_batch(memory, neo4j_driver, space):
+def test_create_entities_skips_names_that_exist_in_any_kind_or_earlier_in_the_batch(memory, gateway, space):
     memory.create_entities([entity("Alice", "person", ["likes tea"])])
     created = memory.create_entities([
         entity("Alice", "project", ["is a project"]),  # the name exists (as a Thing): skipped, not a second entity
@@ -102,15 +103,15 @@ def test_create_entities_skips_names_that_exist_in_any_kind_or_earlier_in_the_ba
     ])
     assert [e.model_dump(by_alias=True) for e in created] == [
         {"name": "Bob", "entityType": "person", "observations": ["first"]}]
-    assert scalar(neo4j_driver, "MATCH (e:Entity {space: $space}) RETURN count(e)", space=space) == 2
+    assert scalar(gateway, "MATCH (e:Entity {space: $space}) RETURN count(e)", space=space) == 2
     assert observations_of(memory, "Alice") == ["likes tea"]
 
 
-def test_create_entities_repeated_is_a_no_op(memory, neo4j_driver, space):
+def test_create_entities_repeated_is_a_no_op(memory, gateway, space):
     batch = [entity("Alice", "person", ["likes tea"])]
     assert len(memory.create_entities(batch)) == 1
     assert memory.create_entities(batch) == []
-    assert scalar(neo4j_driver, "MATCH (o:Observation {space: $space}) RETURN count(o)", space=space) == 1
+    assert scalar(gateway, "MATCH (o:Observation {space: $space}) RETURN count(o)", space=space) == 1
 
 
 def test_create_entities_rejects_names_and_types_that_cannot_be_stored(memory):
@@ -141,10 +142,10 @@ def test_create_relations_returns_the_new_relations_and_skips_duplicates(memory)
     assert [r.model_dump(by_alias=True) for r in again] == [{"from": "Alice", "to": "Bob", "relationType": "knows"}]
 
 
-def test_free_form_relation_types_round_trip_and_are_stored_canonically(memory, neo4j_driver, space):
+def test_free_form_relation_types_round_trip_and_are_stored_canonically(memory, gateway, space):
     memory.create_entities([entity("Alice"), entity("Acme", "company")])
     memory.create_relations([rel("Alice", "Acme", "works at")])
-    stored = scalar(neo4j_driver, "MATCH (:Entity {space: $space})-[r]->(:Entity) RETURN collect([type(r), r.label])",
+    stored = scalar(gateway, "MATCH (:Entity {space: $space})-[r]->(:Entity) RETURN collect([type(r), r.label])",
                     space=space)
     assert stored == [["WORKS_AT", "works at"]]
     assert triples(memory.read_graph()) == {("Alice", "works at", "Acme")}
@@ -152,20 +153,20 @@ def test_free_form_relation_types_round_trip_and_are_stored_canonically(memory, 
     assert memory.create_relations([rel("alice", "ACME", "WORKS_AT")]) == []
 
 
-def test_create_relations_rejects_a_type_kgmem_cannot_store_and_writes_nothing(memory, neo4j_driver, space):
+def test_create_relations_rejects_a_type_kgmem_cannot_store_and_writes_nothing(memory, gateway, space):
     memory.create_entities([entity("Alice"), entity("Bob")])
     with pytest.raises(InvalidInput, match="relation type '42' is not allowed"):
         memory.create_relations([rel("Alice", "Bob", "knows"), rel("Alice", "Bob", "42")])
     with pytest.raises(InvalidInput, match="reserved"):
         memory.create_relations([rel("Alice", "Bob", "has observation")])
-    assert scalar(neo4j_driver, "MATCH (:Entity {space: $space})-[r]->(:Entity) RETURN count(r)", space=space) == 0
+    assert scalar(gateway, "MATCH (:Entity {space: $space})-[r]->(:Entity) RETURN count(r)", space=space) == 0
 
 
-def test_create_relations_to_a_missing_entity_raises_not_found_and_writes_nothing(memory, neo4j_driver, space):
+def test_create_relations_to_a_missing_entity_raises_not_found_and_writes_nothing(memory, gateway, space):
     memory.create_entities([entity("Alice"), entity("Bob")])
     with pytest.raises(NotFound, match="'Ghost'"):
         memory.create_relations([rel("Alice", "Bob", "knows"), rel("Alice", "Ghost", "knows")])
-    assert scalar(neo4j_driver, "MATCH (:Entity {space: $space})-[r]->(:Entity) RETURN count(r)", space=space) == 0
+    assert scalar(gateway, "MATCH (:Entity {space: $space})-[r]->(:Entity) RETURN count(r)", space=space) == 0
 
 
 # -- add_observations ------------------------------------------------------------------------------

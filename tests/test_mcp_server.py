@@ -17,7 +17,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from agents.mcp_server import REFERENCE_TOOL_NAMES, KgmemMcp, McpCaller
-from agents.tools import default_registry
+from agents.toolsets import default_registry
 from cli_helpers import KGMEM
 
 # The reference server's nine tools as `@modelcontextprotocol/server-memory` declares them
@@ -102,11 +102,10 @@ def text_of(result) -> str:
     return result.content[0].text
 
 
-def spaces_entities(driver, space: str) -> list[dict]:
-    records, _, _ = driver.execute_query(
+def spaces_entities(gateway, space: str) -> list[dict]:
+    return gateway.rows(
         "MATCH (e:Entity {space: $space}) WHERE e.retracted_at IS NULL "
         "RETURN e.name AS name, e.kind AS kind, e.source AS source, e.agent AS agent ORDER BY e.name", space=space)
-    return [r.data() for r in records]
 
 
 # -- stdio: `kgmem mcp` as a client spawns it ---------------------------------------------------------
@@ -149,7 +148,7 @@ def test_the_tool_list_matches_the_reference_server_for_its_nine_tools(stdio_ser
     assert by_name["recall"].input_schema == default_registry().get("recall").input_schema
 
 
-def test_the_reference_tools_round_trip_over_stdio(stdio_server, neo4j_driver, space):
+def test_the_reference_tools_round_trip_over_stdio(stdio_server, gateway, space):
     async def scenario():
         async with Client(stdio_server) as client:
             out = {}
@@ -167,7 +166,7 @@ def test_the_reference_tools_round_trip_over_stdio(stdio_server, neo4j_driver, s
                 {"entityName": "Churn", "contents": ["Kick-off on Monday", "Kick-off on Monday"]}]}))
             out["missing"] = await client.call_tool("add_observations", {"observations": [
                 {"entityName": "Nobody", "contents": ["x"]}]})
-            out["invalid"] = await client.call_tool("create_entities", {"entities": [{"name": "X"}]})
+            out["invalid"] = await client.call_tool("create_entities", {"entities": [{"name": "X", "observations": []}]})
             out["search"] = structured(await client.call_tool("search_nodes", {"query": "kick-off"}))
             out["open"] = structured(await client.call_tool("open_nodes", {"names": ["Ada", "Nobody"]}))
             out["page1"] = structured(await client.call_tool("read_graph", {"limit": 1}))
@@ -213,7 +212,7 @@ def test_the_reference_tools_round_trip_over_stdio(stdio_server, neo4j_driver, s
                             "relations": [], "nextCursor": None}
     assert out["unknown"].is_error and text_of(out["unknown"]).startswith("Unknown tool 'no_such_tool'.")
     # In the graph: the space given on the command line, stamped as MCP writes by the --agent.
-    assert spaces_entities(neo4j_driver, space) == [
+    assert spaces_entities(gateway, space) == [
         {"name": "Churn", "kind": "Project", "source": "mcp", "agent": "desktop"}]
 
 
@@ -230,10 +229,10 @@ def test_the_server_refuses_to_reuse_a_reference_name():
 # -- streamable HTTP on the API, behind API keys --------------------------------------------------------
 
 @pytest.fixture
-def other_space(neo4j_driver):
+def other_space(gateway):
     name = f"test-{uuid.uuid4().hex[:12]}"
     yield name
-    neo4j_driver.execute_query("MATCH (n {space: $space}) DETACH DELETE n", space=name)
+    gateway.write("MATCH (n {space: $space}) DETACH DELETE n", space=name)
 
 
 def http_session(live_api, token: str | None, **headers: str):
@@ -243,7 +242,7 @@ def http_session(live_api, token: str | None, **headers: str):
     return Client(streamable_http_client(f"{live_api.base_url}/mcp", http_client=http))
 
 
-def test_mcp_over_http_uses_the_api_keys_space_and_scopes(live_api, neo4j_driver, space, other_space):
+def test_mcp_over_http_uses_the_api_keys_space_and_scopes(live_api, gateway, space, other_space):
     writer = live_api.token([space], ["read", "write"], name="mcp writer")
     reader = live_api.token([space], ["read"], name="mcp reader")
     both = live_api.token([space, other_space], ["read", "write"], name="mcp two spaces")
@@ -281,9 +280,9 @@ def test_mcp_over_http_uses_the_api_keys_space_and_scopes(live_api, neo4j_driver
     assert text_of(out["refused"]) == "create_entities writes to the graph, and this API key lacks the 'write' scope"
     assert out["refused_own"].is_error and "lacks the 'write' scope" in text_of(out["refused_own"])
     assert out["other"]["entities"] == []  # the other space sees nothing of this one
-    assert spaces_entities(neo4j_driver, space) == [
+    assert spaces_entities(gateway, space) == [
         {"name": "Churn", "kind": "Project", "source": "mcp", "agent": "claude-code"}]
-    assert [e["name"] for e in spaces_entities(neo4j_driver, other_space)] == ["Elsewhere"]
+    assert [e["name"] for e in spaces_entities(gateway, other_space)] == ["Elsewhere"]
     # Cypher reads every space: only a cypher key bound to '*' sees and runs cypher_read.
     assert "cypher_read" not in out["no_cypher_tools"] and "cypher_read" in out["cypher_tools"]
     assert out["no_cypher"].is_error and "needs an API key with the 'cypher' scope" in text_of(out["no_cypher"])

@@ -37,8 +37,8 @@ CHURN_TASK = "predict which telco customers will churn next month"
 
 
 @pytest.fixture
-def memory(settings, neo4j_driver, embedder):
-    return MemoryService.open(settings, neo4j_driver, embedder=embedder, chroma=open_chroma(settings))
+def memory(settings, gateway, embedder):
+    return MemoryService.open(settings, gateway, embedder=embedder, chroma=open_chroma(settings))
 
 
 @pytest.fixture
@@ -145,7 +145,7 @@ def test_a_new_feature_importance_replaces_the_old_one_with_history(history):
     assert weights == [(0.12, False), (0.15, True)]
 
 
-def test_drift_is_an_open_incident_about_the_version_caused_by_the_feature(history, neo4j_driver, space):
+def test_drift_is_an_open_incident_about_the_version_caused_by_the_feature(history, gateway, space):
     drift = DriftIn(model="churn-model", version="3", feature="monthly_charges", metric="psi", value=0.31,
                     threshold=0.2, detected_at=at(10), severity="high")
     record = history.record_drift(drift)
@@ -154,7 +154,7 @@ def test_drift_is_an_open_incident_about_the_version_caused_by_the_feature(histo
     assert record.incident == "drift: psi of monthly_charges in churn-model v3 at 2025-03-10 09:00"
     (v3,) = history.lineage(LineageQuery(model="churn-model")).versions[2:]
     assert v3.incidents == [record.incident]
-    (row,) = run_report(neo4j_driver, "incident-lessons", {"space": space}).rows
+    (row,) = run_report(gateway, "incident-lessons", {"space": space}).rows
     assert (row["incident"], row["severity"], row["status"], row["caused_by"]) == (
         record.incident, "high", "open", ["monthly_charges"])
 
@@ -267,7 +267,7 @@ COVERED = {"record_experiment", "record_model", "record_model_version", "set_sta
            "record_drift", "best_model", "hyperparameters_for", "stable_features", "lineage", "diff_versions"}
 
 
-def test_another_space_sees_and_changes_nothing(history, memory, space, neo4j_driver):
+def test_another_space_sees_and_changes_nothing(history, memory, space, gateway):
     other = MlMemory(memory.space(f"{space}-b"))
     try:
         for call in (
@@ -294,7 +294,7 @@ def test_another_space_sees_and_changes_nothing(history, memory, space, neo4j_dr
         assert [(v.version, v.metrics["auc"], v.stage) for v in mine.versions] == [
             ("1", 0.78, "archived"), ("2", 0.84, "production"), ("v3", 0.87, "staging")]
     finally:
-        neo4j_driver.execute_query("MATCH (n {space: $s}) DETACH DELETE n", s=f"{space}-b")
+        gateway.write("MATCH (n {space: $s}) DETACH DELETE n", s=f"{space}-b")
 
 
 def test_every_public_operation_is_covered_by_the_isolation_test():

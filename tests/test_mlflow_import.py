@@ -64,17 +64,17 @@ def store(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def memory(settings, neo4j_driver, embedder):
-    return MemoryService.open(settings, neo4j_driver, embedder=embedder, chroma=open_chroma(settings))
+def memory(settings, gateway, embedder):
+    return MemoryService.open(settings, gateway, embedder=embedder, chroma=open_chroma(settings))
 
 
 def experiment_name(run: str, run_ids: dict[str, str]) -> str:
     return f"{run} [{run_ids[run][:8]}]"
 
 
-def census(neo4j_driver, space: str) -> dict:
+def census(gateway, space: str) -> dict:
     """Every node and relationship in the space, current or not, by label and type."""
-    records, _, _ = neo4j_driver.execute_query("""
+    records = gateway.rows("""
         MATCH (n {space: $space}) WITH labels(n) AS labels, count(*) AS n RETURN 'node' AS what, labels AS key, n
         UNION ALL
         MATCH ({space: $space})-[r]->() RETURN 'rel' AS what, [type(r), toString(r.valid_to IS NULL)] AS key, count(*) AS n
@@ -112,12 +112,12 @@ def test_experiments_runs_and_registered_models_land_in_the_graph(store, memory,
     assert (fraud.stage, fraud.stages, fraud.metrics) == (None, [], {"auc": 0.97})
 
 
-def test_importing_again_duplicates_nothing_and_follows_stage_and_alias_changes(store, memory, space, neo4j_driver):
+def test_importing_again_duplicates_nothing_and_follows_stage_and_alias_changes(store, memory, space, gateway):
     uri, client, _ = store
     import_mlflow(memory.space(space), open_mlflow(uri))
-    before = census(neo4j_driver, space)
+    before = census(gateway, space)
     import_mlflow(memory.space(space), open_mlflow(uri))
-    assert census(neo4j_driver, space) == before
+    assert census(gateway, space) == before
 
     client.transition_model_version_stage("churn-model", "3", "Production", archive_existing_versions=True)
     client.set_registered_model_alias("churn-model", "champion", "3")

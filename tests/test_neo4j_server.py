@@ -7,13 +7,13 @@ import time
 import httpx
 import pytest
 
-from graph import Settings, server_info
+from graph import Settings
 from graph.errors import PortInUse
 from graph.neo4j_server import LocalNeo4j
 from graph.neo4j_server.server import free_port, pid_alive, port_is_free
 
-def test_the_suite_runs_on_neo4j_5_26(neo4j_driver):
-    info = server_info(neo4j_driver)
+def test_the_suite_runs_on_neo4j_5_26(gateway):
+    info = gateway.server_info()
     assert info["version"].startswith("5.26.")
     assert info["name"] == "Neo4j Kernel"
 

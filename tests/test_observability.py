@@ -17,10 +17,11 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from api import observability, problems
-from api.observability import Metrics, instrument_neo4j, instrument_services, timed
-from api.services import Services
-from graph import open_driver
+from api.observability import Metrics, instrument_services, timed
+from api.services import open_services
+from graph import Gateway
 from graph.errors import NotFound
+from memory.index import VectorItem
 
 
 def build_app() -> FastAPI:
@@ -215,61 +216,78 @@ def test_timed_as_decorator_and_outside_requests():
     assert observability.current_metrics() is None
 
 
-def test_instrumenting_a_real_neo4j_driver(neo4j_server):
+def test_every_gateway_call_is_observed_once_under_its_operation(neo4j_server):
+    """The gateway calls its observers once per call, failures included, labelled with the operation."""
     metrics = Metrics(process_metrics=False)
-    driver = open_driver(neo4j_server)
+    gateway = Gateway.to(neo4j_server)  # its connectivity check runs before anyone observes
+    gateway.observe(lambda operation, seconds: metrics.observe_dependency("neo4j", operation, seconds))
     try:
-        assert instrument_neo4j(driver, metrics) is driver
-        assert instrument_neo4j(driver, metrics) is driver  # idempotent: counted once per call below
-        assert isinstance(driver, neo4j.Driver)
-        records, _, _ = driver.execute_query("RETURN 1 AS one", database_=neo4j_server.database)
-        assert records[0]["one"] == 1
-        with driver.session(database=neo4j_server.database) as session:
-            assert session.execute_read(lambda tx: tx.run("RETURN 2 AS two").single()["two"]) == 2
+        assert gateway.rows("RETURN 1 AS one") == [{"one": 1}]
+        assert gateway.write("RETURN 2 AS two") == [{"two": 2}]
+        assert gateway.read_transaction(lambda tx: tx.row("RETURN 3 AS three")) == {"three": 3}
+        assert gateway.write_transaction(lambda tx: tx.row("RETURN 4 AS four")) == {"four": 4}
+        assert gateway.run_implicit("RETURN 5 AS five") == [{"five": 5}]
+        assert gateway.explain("RETURN $x AS x", {"x": 6}).plan is not None
+        gateway.ping()
+        with pytest.raises(neo4j.exceptions.CypherSyntaxError):  # a bug in a query: passed as it is, still timed
+            gateway.rows("RETURN RETURN")
     finally:
-        driver.close()
+        gateway.close()
 
-    def count(operation: str) -> float | None:
-        return metrics.registry.get_sample_value(
-            "kgmem_dependency_duration_seconds_count", {"dependency": "neo4j", "operation": operation})
-
-    assert count("execute_query") == 1
-    assert count("session") == 1
+    counts = {dict(key)["operation"]: value
+              for key, value in metrics_samples(metrics, "kgmem_dependency_duration_seconds_count").items()
+              if dict(key)["dependency"] == "neo4j"}
+    assert counts == {"read": 2, "write": 1, "read_transaction": 1, "write_transaction": 1, "implicit": 1,
+                      "explain": 1, "ping": 1}
     assert metrics.registry.get_sample_value(
-        "kgmem_dependency_duration_seconds_sum", {"dependency": "neo4j", "operation": "execute_query"}) > 0
+        "kgmem_dependency_duration_seconds_sum", {"dependency": "neo4j", "operation": "read"}) > 0
+
+
+def metrics_samples(metrics: Metrics, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """`name`'s samples on a registry, keyed by their sorted labels."""
+    return {tuple(sorted(sample.labels.items())): sample.value
+            for family in metrics.registry.collect() for sample in family.samples if sample.name == name}
 
 
 def test_instrumented_services_show_neo4j_chroma_and_embedder_time_on_metrics(settings):
     """The wiring create_app uses: Services instrumented with the app's Metrics, read through /metrics."""
-    services = Services.create(settings)
+    services = open_services(settings)
     app = build_app()
     instrument_services(services, app.state.metrics)
-    instrument_services(services, app.state.metrics)  # idempotent
+    instrument_services(services, app.state.metrics)  # idempotent: counted once per call below
+    space = "observability"
 
     @app.get("/work")
     def work() -> dict:
-        services.neo4j().execute_query("RETURN 1", database_=settings.neo4j_database)
-        collection = services.chroma().get_or_create_collection("kgmem-observability-test")
-        collection.upsert(ids=["a"], embeddings=[[0.1, 0.2, 0.3]])
-        hits = collection.query(query_embeddings=[[0.1, 0.2, 0.3]], n_results=1)
+        assert services.gateway.rows("RETURN 1 AS one") == [{"one": 1}]
+        assert services.gateway.write_transaction(lambda tx: tx.row("RETURN 2 AS two")) == {"two": 2}
         vector = services.embedder.embed_one("hello")
-        return {"hits": hits["ids"][0], "dimension": len(vector)}
+        index = services.memory().index
+        index.upsert([VectorItem(id="obs:a", space=space, type="observation", text="hello", entity_id="e",
+                                 kind="Note", valid_from=0.0)], [vector])
+        hits = index.query(vector, space=space, k=1)
+        return {"hits": [hit.id for hit in hits], "dimension": len(vector)}
 
     try:
         client = TestClient(app)
+        services.memory()  # opened after instrumenting: its vector index is observed too
+        before = samples(client, "kgmem_dependency_duration_seconds_count")
         response = client.get("/work")
-        assert response.json() == {"hits": ["a"], "dimension": services.embedder.dimension}
-        services.reset_neo4j()  # a driver opened later is instrumented too
+        assert response.json() == {"hits": ["obs:a"], "dimension": services.embedder.dimension}
+        services.gateway.reset()  # a driver the gateway opens later is observed too
         client.get("/work")
+        after = samples(client, "kgmem_dependency_duration_seconds_count")
     finally:
         services.close()
-    counts = samples(client, "kgmem_dependency_duration_seconds_count")
-    assert counts[labels(dependency="neo4j", operation="execute_query")] == 2
-    assert counts[labels(dependency="chroma", operation="get_or_create_collection")] == 2
-    assert counts[labels(dependency="chroma", operation="upsert")] == 2
-    assert counts[labels(dependency="chroma", operation="query")] == 2
-    assert counts[labels(dependency="embedder", operation="embed")] == 2
-    assert counts.get(labels(dependency="chroma", operation="count")) is None
+    counted = {key: value - before.get(key, 0) for key, value in after.items() if value != before.get(key, 0)}
+    assert counted == {
+        labels(dependency="neo4j", operation="read"): 2,
+        labels(dependency="neo4j", operation="write_transaction"): 2,
+        labels(dependency="chroma", operation="upsert"): 2,
+        labels(dependency="chroma", operation="query"): 2,
+        labels(dependency="embedder", operation="embed"): 2,
+    }
+    assert after.get(labels(dependency="chroma", operation="count")) is None
     assert samples(client, "kgmem_http_request_duration_seconds_count")[
         labels(method="GET", route="/work", status_class="2xx")] == 2
 

@@ -40,8 +40,8 @@ def test_percentiles_are_nearest_rank():
     assert latencies.summary() == {"n": 0}
 
 
-def test_a_small_run_measures_every_phase_and_judges_every_target(settings, neo4j_driver, embedder):
-    memory = MemoryService.open(settings, neo4j_driver, embedder=embedder)
+def test_a_small_run_measures_every_phase_and_judges_every_target(settings, gateway, embedder):
+    memory = MemoryService.open(settings, gateway, embedder=embedder)
     phases: set[str] = set()
     report = run(memory, settings, PerfOptions(memories=120, questions=10, briefs=5, peers=False),
                  progress=lambda phase, done, total: phases.add(phase))
@@ -62,23 +62,22 @@ def test_a_small_run_measures_every_phase_and_judges_every_target(settings, neo4
     json.dumps(report, default=str)  # --json prints it whole
 
     # Everything the run wrote lives in the bench's own spaces: the ingest space holds the whole history.
-    records, _, _ = neo4j_driver.execute_query(
-        "MATCH (o:Observation {space: 'bench-perf-120'}) RETURN count(o) AS n")
+    records = gateway.rows("MATCH (o:Observation {space: 'bench-perf-120'}) RETURN count(o) AS n")
     assert records[0]["n"] == report["workload"]["observations"]
-    records, _, _ = neo4j_driver.execute_query("MATCH (n {space: 'bench-perf-120-graph'}) RETURN count(n) AS n")
+    records = gateway.rows("MATCH (n {space: 'bench-perf-120-graph'}) RETURN count(n) AS n")
     assert records[0]["n"] == 0, "the structured-writes space is wiped after it is measured"
 
 
-def test_the_http_phase_leaves_the_process_logging_as_it_found_it(settings, neo4j_driver, embedder):
+def test_the_http_phase_leaves_the_process_logging_as_it_found_it(settings, gateway, embedder):
     import structlog
 
     from api.perf.runner import recall_over_http
     from api.perf.workload import generate
 
-    memory = MemoryService.open(settings, neo4j_driver, embedder=embedder)
+    memory = MemoryService.open(settings, gateway, embedder=embedder)
     before = structlog.get_config()
     work = generate(100, questions=3)
-    memory.space("bench-perf-logging").upsert_entities(work.entities[:5])
+    memory.space("bench-perf-logging").graph.upsert_entities(work.entities[:5])
     summary = recall_over_http(memory, settings, work, "bench-perf-logging", lambda *_: None)
     assert summary["n"] == 3
     assert structlog.get_config() == before

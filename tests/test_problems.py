@@ -3,25 +3,53 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import anthropic
 import chromadb
+import httpx
 import neo4j
 import pytest
 import structlog
+from chromadb import errors as chroma_errors
+from fakes import FakeAnthropicTransport
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 
 from api import observability, problems
-from graph import Neo4jTarget, Settings, open_driver
-from graph.cypher import CypherFailed
-from graph.errors import ConfigurationError, CypherRefused, InvalidInput, Neo4jUnavailable, NotFound
-from memory.extraction import ExtractionBudgetExceeded, ExtractionFailed
-from memory.free_text import LLMUnavailable
-from memory.index import ModelMismatch
+from graph import Gateway, Neo4jTarget, Settings, time_limit
+from graph.errors import (
+    ChromaUnavailable,
+    ConfigurationError,
+    Conflict,
+    CypherFailed,
+    CypherRefused,
+    DownloadError,
+    ExtractionFailed,
+    InvalidInput,
+    JavaNotFound,
+    KgmemError,
+    LLMUnavailable,
+    ModelMismatch,
+    Neo4jStartError,
+    Neo4jUnavailable,
+    NotFound,
+    PortInUse,
+    QueryTimeout,
+    TextTooLong,
+    Unavailable,
+)
+from graph.gateway import translate
+from memory.extraction import ClaudeExtractor
+from memory.index import VectorIndex
+from memory.index import translate as translate_chroma
 from memory.vectors import open_chroma
 
 PROBLEM = "application/problem+json"
@@ -188,31 +216,68 @@ def test_unknown_routes_and_wrong_methods_are_problems():
 
 
 # -- kgmem's errors ----------------------------------------------------------------------------------------------
+# One case per row of the table in api/problems.py's docstring that a kgmem error class decides (subclasses too).
 KGMEM_ERRORS = {
     "not-found": (NotFound("no entity e1 in space acme"), 404, "not-found", None),
+    "text-too-long": (TextTooLong("text too long for one extraction"), 422, "text-too-long", None),
     "invalid-input": (InvalidInput("a relation needs two distinct entities"), 422, "invalid-input", None),
-    "cypher-refused": (CypherRefused("the query writes: CREATE"), 400, "cypher-refused", None),
-    "cypher-failed": (CypherFailed("the query ran longer than its 5 s time limit"), 422, "cypher-failed", None),
     "model-mismatch": (ModelMismatch("the collection holds vectors of another model"), 409, "model-mismatch", None),
-    "budget": (ExtractionBudgetExceeded("text too long for one extraction"), 422, "text-too-long", None),
+    "conflict": (Conflict("Node(12) already exists with label `ApiKey` and property `key_id`"), 409, "conflict",
+                 None),
+    "cypher-refused": (CypherRefused("the query writes: CREATE"), 400, "cypher-refused", None),
+    "cypher-failed": (CypherFailed("Neo4j refused the query: division by zero"), 422, "cypher-failed", None),
+    "query-timeout": (QueryTimeout("Neo4j stopped the query at its time limit"), 504, "query-timeout", None),
     "extraction": (ExtractionFailed("Claude's extraction was invalid after 2 attempts"), 502, "extraction-failed",
                    None),
     "llm": (LLMUnavailable("add: the LLM call for infer=true failed"), 503, "llm-unavailable", "5"),
+    "unavailable": (Unavailable("a dependency is busy"), 503, "dependency-unavailable", "5"),
     "neo4j-down": (Neo4jUnavailable("Neo4j is unreachable"), 503, "dependency-unavailable", "5"),
+    "neo4j-start": (Neo4jStartError("the managed Neo4j did not come up"), 503, "dependency-unavailable", "5"),
+    "chroma-down": (ChromaUnavailable("Chroma cannot be reached right now"), 503, "dependency-unavailable", "5"),
     "config": (ConfigurationError("infer=true needs Claude, and ANTHROPIC_API_KEY is not set"), 503, "not-ready",
                None),
+    "java": (JavaNotFound("no Java 17+ runtime"), 503, "not-ready", None),
+    "port": (PortInUse("port 7687 is taken"), 503, "not-ready", None),
+    "download": (DownloadError("the Neo4j distribution could not be fetched"), 503, "not-ready", None),
+    "other": (KgmemError("the reconciler found an impossible state"), 500, "internal-error", None),
 }
+# What the log says: the caller's own mistakes nothing, a dependency or setting a warning line, a bug a traceback.
+LOGGED = {"not-found": None, "text-too-long": None, "invalid-input": None, "model-mismatch": None, "conflict": None,
+          "cypher-refused": None, "cypher-failed": None, "other": "unhandled exception"}
 
 
 @pytest.mark.parametrize("kind", sorted(KGMEM_ERRORS))
 def test_kgmem_errors_map_to_their_status(kind):
     error, status, slug, retry_after = KGMEM_ERRORS[kind]
     app, _ = build_app({kind: error})
-    response = TestClient(app).get(f"/raise/{kind}")
+    with structlog.testing.capture_logs() as logs:
+        response = TestClient(app).get(f"/raise/{kind}")
     problem = assert_problem(response, status)
     assert problem["type"] == f"urn:kgmem:problem:{slug}"
     assert problem["detail"] == str(error)
     assert response.headers.get("retry-after") == retry_after
+    logged = [line for line in logs if line["event"] in ("request failed", "unhandled exception")]
+    expected = LOGGED.get(kind, "request failed")
+    assert [line["event"] for line in logged] == ([expected] if expected else [])
+    if expected == "request failed":
+        assert "exc_info" not in logged[0]
+    elif expected == "unhandled exception":
+        assert logged[0]["exc_info"] is error
+
+
+def test_every_kgmem_error_class_in_the_table_is_covered():
+    covered = {type(error) for error, *_ in KGMEM_ERRORS.values()}
+    assert set(problems.KGMEM_PROBLEMS) <= covered
+
+
+def test_an_api_problem_keeps_its_status_slug_and_headers():
+    app, _ = build_app({"limited": problems.ApiProblem(429, "rate-limited", "Too many requests", "slow down",
+                                                       headers={"Retry-After": "12"})})
+    response = TestClient(app).get("/raise/limited")
+    problem = assert_problem(response, 429)
+    assert problem["type"] == "urn:kgmem:problem:rate-limited"
+    assert problem["detail"] == "slow down"
+    assert response.headers["retry-after"] == "12"
 
 
 def test_retry_after_is_configurable():
@@ -222,24 +287,7 @@ def test_retry_after_is_configurable():
     assert response.headers["retry-after"] == "17"
 
 
-def test_claude_unreachable_during_extraction_is_503_with_retry_after():
-    client = anthropic.Anthropic(api_key="test-key", base_url=f"http://127.0.0.1:{closed_port()}", max_retries=0)
-    try:
-        client.messages.create(model="claude-sonnet-4-5", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
-    except anthropic.APIConnectionError as exc:
-        cause = exc
-    try:
-        raise ExtractionFailed("Claude could not be reached") from cause
-    except ExtractionFailed as exc:
-        error = exc
-    app, _ = build_app({"claude": error})
-    response = TestClient(app).get("/raise/claude")
-    problem = assert_problem(response, 503)
-    assert problem["type"] == "urn:kgmem:problem:llm-unavailable"
-    assert response.headers["retry-after"] == "5"
-
-
-# -- dependencies down, for real ---------------------------------------------------------------------------------
+# -- Claude's failures, translated by the extractor (memory.extraction.api_error) ----------------------------------
 def build_dependency_app(call) -> FastAPI:
     app = FastAPI()
     problems.install(app)
@@ -253,40 +301,299 @@ def build_dependency_app(call) -> FastAPI:
     return app
 
 
-def test_a_neo4j_driver_on_a_closed_port_gives_503_with_retry_after():
-    driver = neo4j.GraphDatabase.driver(f"bolt://127.0.0.1:{closed_port()}", auth=("neo4j", "x"),
-                                        max_transaction_retry_time=0, connection_timeout=5)
+TEXT = "Ada leads the churn project."
+
+
+def test_claude_unreachable_during_extraction_is_503_with_retry_after():
+    client = anthropic.Anthropic(api_key="test-key", base_url=f"http://127.0.0.1:{closed_port()}", max_retries=0)
+    extractor = ClaudeExtractor(client=client)
+    with pytest.raises(LLMUnavailable) as raised:
+        extractor.extract(TEXT)
+    assert isinstance(raised.value.__cause__, anthropic.APIConnectionError)
+
+    response = TestClient(build_dependency_app(lambda: extractor.extract(TEXT))).get("/work")
+    problem = assert_problem(response, 503)
+    assert problem["type"] == "urn:kgmem:problem:llm-unavailable"
+    assert "cannot reach the Anthropic API" in problem["detail"]
+    assert response.headers["retry-after"] == "5"
+
+
+@pytest.mark.parametrize(("status", "error_type", "kgmem_error", "slug", "retry_after"), [
+    (429, "rate_limit_error", LLMUnavailable, "llm-unavailable", "5"),
+    (529, "overloaded_error", LLMUnavailable, "llm-unavailable", "5"),
+    (500, "api_error", LLMUnavailable, "llm-unavailable", "5"),
+    (401, "authentication_error", ConfigurationError, "not-ready", None),
+    (403, "permission_error", ConfigurationError, "not-ready", None),
+    (400, "invalid_request_error", ExtractionFailed, "extraction-failed", None),
+])
+def test_claude_api_errors_become_kgmem_errors(status, error_type, kgmem_error, slug, retry_after):
+    fake = FakeAnthropicTransport().error(status, error_type, "scripted failure", times=2)
+    extractor = ClaudeExtractor(client=fake.client(max_retries=0))
+    with pytest.raises(kgmem_error) as raised:
+        extractor.extract(TEXT)
+    assert type(raised.value) is kgmem_error
+    assert isinstance(raised.value.__cause__, anthropic.APIStatusError)
+    assert raised.value.__cause__.status_code == status
+
+    response = TestClient(build_dependency_app(lambda: extractor.extract(TEXT))).get("/work")
+    problem = assert_problem(response, {"llm-unavailable": 503, "not-ready": 503, "extraction-failed": 502}[slug])
+    assert problem["type"] == f"urn:kgmem:problem:{slug}"
+    assert f"Anthropic API returned {status} {error_type}" in problem["detail"]
+    assert response.headers.get("retry-after") == retry_after
+    assert fake.remaining == 0
+
+
+# -- Neo4j's failures, translated by the gateway (graph.gateway.translate) -----------------------------------------
+def unreachable_gateway() -> Gateway:
+    """A gateway to a port nothing listens on; no retries, so the failure comes at once."""
+    uri = f"bolt://127.0.0.1:{closed_port()}"
+    return Gateway(lambda: neo4j.GraphDatabase.driver(uri, auth=("neo4j", "x"), max_transaction_retry_time=0,
+                                                      connection_timeout=5))
+
+
+def test_a_neo4j_on_a_closed_port_gives_503_with_retry_after():
+    gateway, in_route = unreachable_gateway(), unreachable_gateway()  # each meets the closed port first-hand
     try:
-        app = build_dependency_app(lambda: driver.execute_query("RETURN 1"))
+        with pytest.raises(Neo4jUnavailable) as raised:
+            gateway.rows("RETURN 1")
+        assert isinstance(raised.value.__cause__, neo4j.exceptions.ServiceUnavailable)
+        app = build_dependency_app(lambda: in_route.rows("RETURN 1"))
         with structlog.testing.capture_logs() as logs:
             response = TestClient(app).get("/work")
     finally:
-        driver.close()
+        gateway.close()
+        in_route.close()
     problem = assert_problem(response, 503)
     assert response.headers["retry-after"] == "5"
     assert problem["type"] == "urn:kgmem:problem:dependency-unavailable"
-    assert problem["detail"] == "Neo4j cannot be reached right now; retry later."
+    assert problem["detail"].startswith("Neo4j cannot be reached right now (")
+    assert problem["detail"].endswith("; retry later")
     warning = [line for line in logs if line["event"] == "request failed"]
-    assert warning and warning[0]["error"] == "ServiceUnavailable"
+    assert warning and warning[0]["error"] == "Neo4jUnavailable"
     assert "exc_info" not in warning[0]
 
 
-def test_open_driver_on_a_closed_port_gives_503_with_retry_after():
+def test_opening_a_gateway_on_a_closed_port_gives_503_with_retry_after():
     target = Neo4jTarget(f"bolt://127.0.0.1:{closed_port()}", "neo4j", "x", "neo4j")
-    app = build_dependency_app(lambda: open_driver(target))
+    app = build_dependency_app(lambda: Gateway.to(target))
     response = TestClient(app).get("/work")
     problem = assert_problem(response, 503)
     assert response.headers["retry-after"] == "5"
+    assert problem["type"] == "urn:kgmem:problem:dependency-unavailable"
     assert "is unreachable" in problem["detail"]
 
 
+def test_refused_credentials_are_503_not_ready_without_retry_after(neo4j_server):
+    # One failed login only: Neo4j rate-limits repeated ones, and the suite's other tests share this server.
+    target = Neo4jTarget(neo4j_server.uri, "kgmem-nobody", "wrong", neo4j_server.database)
+    with pytest.raises(ConfigurationError) as raised:
+        Gateway.to(target)
+    assert isinstance(raised.value.__cause__, neo4j.exceptions.AuthError)
+
+    def refused() -> None:
+        raise raised.value
+
+    response = TestClient(build_dependency_app(refused)).get("/work")
+    problem = assert_problem(response, 503)
+    assert problem["type"] == "urn:kgmem:problem:not-ready"
+    assert "rejected the credentials" in problem["detail"]
+    assert "retry-after" not in response.headers
+
+
+def test_no_free_connection_in_the_pool_is_503_with_retry_after(neo4j_server):
+    """Pool exhausted (ConnectionAcquisitionTimeoutError): Neo4j is busy, retry later."""
+    target = neo4j_server
+    gateway = Gateway(lambda: neo4j.GraphDatabase.driver(
+        target.uri, auth=(target.username, target.password), max_connection_pool_size=1,
+        connection_acquisition_timeout=0.5, max_transaction_retry_time=0), target.database)
+
+    def nested() -> None:  # a second connection while the only one is held
+        gateway.read_transaction(lambda tx: [tx.rows("RETURN 1 AS one"), gateway.rows("RETURN 2 AS two")])
+
+    try:
+        with pytest.raises(Neo4jUnavailable) as raised:
+            nested()
+        assert isinstance(raised.value.__cause__, neo4j.exceptions.ConnectionAcquisitionTimeoutError)
+        response = TestClient(build_dependency_app(nested)).get("/work")
+    finally:
+        gateway.close()
+    problem = assert_problem(response, 503)
+    assert problem["type"] == "urn:kgmem:problem:dependency-unavailable"
+    assert problem["detail"].startswith("Neo4j is busy")
+    assert response.headers["retry-after"] == "5"
+
+
+@pytest.mark.parametrize(("code", "driver_class"), [
+    ("Neo.TransientError.Transaction.DeadlockDetected", neo4j.exceptions.TransientError),
+    ("Neo.TransientError.General.MemoryPoolOutOfMemoryError", neo4j.exceptions.TransientError),
+    ("Neo.DatabaseError.General.UnknownError", neo4j.exceptions.DatabaseError),
+])
+def test_neo4j_transient_and_database_errors_are_503_with_retry_after(code, driver_class):
+    failure = neo4j.exceptions.Neo4jError._hydrate_neo4j(code=code, message="the server could not do it")
+    assert type(failure) is driver_class  # the driver's own error, as it builds it from the server's failure
+    translated = translate(failure)
+    assert type(translated) is Neo4jUnavailable
+    assert "could not process the request right now" in str(translated)
+
+    def fail() -> None:
+        raise translated from failure
+
+    response = TestClient(build_dependency_app(fail)).get("/work")
+    problem = assert_problem(response, 503)
+    assert problem["type"] == "urn:kgmem:problem:dependency-unavailable"
+    assert response.headers["retry-after"] == "5"
+
+
+@pytest.mark.parametrize("failure", [
+    neo4j.exceptions.ServiceUnavailable("Couldn't connect to 127.0.0.1:1"),
+    neo4j.exceptions.SessionExpired("the session expired"),
+])
+def test_translate_turns_lost_connections_into_neo4j_unavailable(failure):
+    translated = translate(failure)
+    assert type(translated) is Neo4jUnavailable
+    assert str(translated).startswith("Neo4j cannot be reached right now")
+
+
+SLOW = "UNWIND range(1, 2000000000) AS x WITH x WHERE x % 7 = 99 RETURN count(*) AS n"
+
+
+def test_a_query_past_its_time_limit_is_504(gateway):
+    def slow() -> None:
+        with time_limit(0.3):
+            gateway.rows(SLOW)
+
+    with pytest.raises(QueryTimeout) as raised:
+        slow()
+    assert "TransactionTimedOut" in raised.value.__cause__.code
+    response = TestClient(build_dependency_app(slow)).get("/work")
+    problem = assert_problem(response, 504)
+    assert problem["type"] == "urn:kgmem:problem:query-timeout"
+    assert "time limit" in problem["detail"]
+    assert "retry-after" not in response.headers
+
+
+def test_neo4j_client_errors(gateway, space):
+    def constraint_violation():
+        gateway.write("CREATE (a:ProblemsTest {space: $space})-[:LINKS]->(:ProblemsTest {space: $space})",
+                      space=space)
+        gateway.write("MATCH (a:ProblemsTest {space: $space}) DELETE a", space=space)
+
+    def bad_argument():
+        gateway.rows("RETURN range(1, 10, 0)")
+
+    def too_big():
+        gateway.rows("RETURN $n AS n", n=2 ** 70)
+
+    def syntax_error():
+        gateway.rows("RETURN RETURN")
+
+    with pytest.raises(Conflict) as raised:
+        constraint_violation()
+    assert isinstance(raised.value.__cause__, neo4j.exceptions.ConstraintError)
+    conflict = TestClient(build_dependency_app(constraint_violation)).get("/work")
+    problem = assert_problem(conflict, 409)
+    assert problem["type"] == "urn:kgmem:problem:conflict"
+    assert "relationships" in problem["detail"]
+
+    with pytest.raises(InvalidInput) as raised:
+        bad_argument()
+    assert isinstance(raised.value.__cause__, neo4j.exceptions.Neo4jError)
+    rejected = TestClient(build_dependency_app(bad_argument)).get("/work")
+    problem = assert_problem(rejected, 422)
+    assert problem["type"] == "urn:kgmem:problem:invalid-input"
+    assert problem["detail"].startswith("Neo4j refused a value: ")
+
+    with pytest.raises(InvalidInput) as raised:
+        too_big()
+    assert isinstance(raised.value.__cause__, OverflowError)
+    overflow = TestClient(build_dependency_app(too_big)).get("/work")
+    assert assert_problem(overflow, 422)["type"] == "urn:kgmem:problem:invalid-input"
+    assert "64 bits" in overflow.json()["detail"]
+    # an OverflowError that is not the driver's is a bug, not the caller's input
+    assert translate(OverflowError("math range error")) is None
+
+    # kgmem's own statement being wrong is a bug: passed through untranslated, a generic 500, not the client's fault
+    with pytest.raises(neo4j.exceptions.CypherSyntaxError):
+        syntax_error()
+    bug = TestClient(build_dependency_app(syntax_error)).get("/work")
+    problem = assert_problem(bug, 500)
+    assert problem["detail"] == problems.GENERIC_DETAIL
+    assert "RETURN" not in bug.text
+    # each constraint_violation() committed its CREATE; only the DELETE was refused
+    assert gateway.rows("MATCH (n:ProblemsTest {space: $space}) RETURN count(n) AS n", space=space)[0]["n"] == 4
+
+
+# -- Chroma's failures, translated by the vector index (memory.index.translate) ------------------------------------
 def test_a_chroma_server_that_is_down_gives_503_with_retry_after():
     port = closed_port()
-    app = build_dependency_app(lambda: chromadb.HttpClient(host="127.0.0.1", port=port))
-    response = TestClient(app).get("/work")
+    with pytest.raises(Exception) as raised:  # chromadb raises a bare ValueError for this
+        chromadb.HttpClient(host="127.0.0.1", port=port)
+    translated = translate_chroma(raised.value)
+    assert type(translated) is ChromaUnavailable
+
+    def connect() -> None:
+        try:
+            chromadb.HttpClient(host="127.0.0.1", port=port)
+        except Exception as exc:
+            raise translate_chroma(exc) or exc from exc
+
+    response = TestClient(build_dependency_app(connect)).get("/work")
     problem = assert_problem(response, 503)
     assert response.headers["retry-after"] == "5"
-    assert problem["detail"] == "Chroma cannot be reached right now; retry later."
+    assert problem["detail"] == "Chroma cannot be reached right now; retry later"
+
+
+def test_a_vector_index_whose_chroma_server_went_away_gives_503_with_retry_after(tmp_path):
+    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
+    assert chroma, "the `chroma` CLI (from the chromadb package) is not installed"
+    port = closed_port()
+    process = subprocess.Popen([chroma, "run", "--path", str(tmp_path), "--host", "127.0.0.1", "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "`chroma run` did not come up"
+            time.sleep(0.3)
+        index = VectorIndex(chromadb.HttpClient(host="127.0.0.1", port=port), "problems-test-model", 3)
+        assert index.count() == 0
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    with pytest.raises(ChromaUnavailable):
+        index.count()
+    response = TestClient(build_dependency_app(index.count)).get("/work")
+    problem = assert_problem(response, 503)
+    assert problem["type"] == "urn:kgmem:problem:dependency-unavailable"
+    assert response.headers["retry-after"] == "5"
+    assert problem["detail"] == "Chroma cannot be reached right now; retry later"
+
+
+@pytest.mark.parametrize(("failure", "kgmem_error", "status", "slug", "retry_after"), [
+    (chroma_errors.RateLimitError(), ChromaUnavailable, 503, "dependency-unavailable", "5"),
+    (chroma_errors.ChromaAuthError(), ConfigurationError, 503, "not-ready", None),
+    (chroma_errors.AuthorizationError(), ConfigurationError, 503, "not-ready", None),
+    (chroma_errors.QuotaError(), ConfigurationError, 503, "not-ready", None),
+])
+def test_chroma_refusals_become_kgmem_errors(failure, kgmem_error, status, slug, retry_after):
+    translated = translate_chroma(failure)
+    assert type(translated) is kgmem_error
+
+    def fail() -> None:
+        raise translated from failure
+
+    response = TestClient(build_dependency_app(fail)).get("/work")
+    problem = assert_problem(response, status)
+    assert problem["type"] == f"urn:kgmem:problem:{slug}"
+    assert response.headers.get("retry-after") == retry_after
+
+
+def test_other_chroma_errors_are_bugs():
+    assert translate_chroma(ValueError("Collection foo does not exist")) is None
 
 
 def test_open_chroma_on_a_closed_port_is_503_not_a_configuration_500(tmp_path):
@@ -297,37 +604,6 @@ def test_open_chroma_on_a_closed_port_is_503_not_a_configuration_500(tmp_path):
     assert problem["type"] == "urn:kgmem:problem:dependency-unavailable"
     assert response.headers["retry-after"] == "5"
     assert "unreachable" in problem["detail"]
-
-
-def test_neo4j_client_errors(neo4j_driver, neo4j_server, space):
-    database = neo4j_server.database
-
-    def constraint_violation():
-        neo4j_driver.execute_query(
-            "CREATE (a:ProblemsTest {space: $space})-[:LINKS]->(:ProblemsTest {space: $space})",
-            space=space, database_=database)
-        neo4j_driver.execute_query("MATCH (a:ProblemsTest {space: $space}) DELETE a", space=space,
-                                   database_=database)
-
-    def bad_argument():
-        neo4j_driver.execute_query("RETURN range(1, 10, 0)", database_=database)
-
-    def syntax_error():
-        neo4j_driver.execute_query("RETURN RETURN", database_=database)
-
-    conflict = TestClient(build_dependency_app(constraint_violation)).get("/work")
-    problem = assert_problem(conflict, 409)
-    assert problem["type"] == "urn:kgmem:problem:conflict"
-    assert "relationships" in problem["detail"]
-
-    rejected = TestClient(build_dependency_app(bad_argument)).get("/work")
-    assert assert_problem(rejected, 400)["type"] == "urn:kgmem:problem:rejected-by-neo4j"
-
-    # kgmem's own statement being wrong is a bug: a generic 500, not the client's fault
-    bug = TestClient(build_dependency_app(syntax_error)).get("/work")
-    problem = assert_problem(bug, 500)
-    assert problem["detail"] == problems.GENERIC_DETAIL
-    assert "RETURN" not in bug.text
 
 
 # -- the unexpected ----------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from graph.vocabulary import Kind
 
 
 @pytest.fixture(scope="module")
-def seeded(graph_store, neo4j_driver):
+def seeded(graph_store, gateway):
     space = "plans-seed"
     graph = graph_store.space(space)
     graph.upsert_entities([EntityIn(kind=kind, name=f"{kind.value} {i}") for i in range(300) for kind in
@@ -20,21 +20,21 @@ def seeded(graph_store, neo4j_driver):
     graph.add_observations([ObservationIn(entity=EntityRef(name=f"Project {i}", kind=Kind.PROJECT), text=f"note {i}") for i in range(300)])
     graph.upsert_relations([RelationIn(source=EntityRef(name=f"Delegation {i}", kind=Kind.DELEGATION), type="PART_OF",
                                        target=EntityRef(name=f"Project {i % 30}", kind=Kind.PROJECT)) for i in range(300)])
-    neo4j_driver.execute_query("CALL db.prepareForReplanning()")
+    gateway.write("CALL db.prepareForReplanning()")
     yield space
-    with neo4j_driver.session() as session:  # IN TRANSACTIONS needs an auto-commit transaction
-        session.run("MATCH (n {space: $s}) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 2000 ROWS", s=space).consume()
+    # IN TRANSACTIONS needs an auto-commit transaction
+    gateway.run_implicit("MATCH (n {space: $s}) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 2000 ROWS", s=space)
 
 
 @pytest.mark.parametrize("query", hot_queries("plans-seed"), ids=lambda q: q.name)
-def test_hot_query_uses_an_index(query, seeded, neo4j_driver):
-    operators = plan_operators(neo4j_driver, query)
+def test_hot_query_uses_an_index(query, seeded, gateway):
+    operators = plan_operators(gateway, query)
     assert scans(operators) == [], f"{query.name} scans: {operators}"
     assert any("Index" in op or op == "ProcedureCall" for op in operators), f"{query.name} uses no index: {operators}"
 
 
-def test_the_check_catches_a_scan(neo4j_driver, seeded):
+def test_the_check_catches_a_scan(gateway, seeded):
     from graph.plans import HotQuery
 
     bad = HotQuery("unanchored", "MATCH (e:Entity) WHERE e.summary = $x RETURN e", {"x": "y"})
-    assert scans(plan_operators(neo4j_driver, bad)) == ["NodeByLabelScan"]
+    assert scans(plan_operators(gateway, bad)) == ["NodeByLabelScan"]

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from conftest import delete_space
 
 from graph.errors import InvalidInput, NotFound
 from graph.reports import REPORTS, run_report
@@ -161,39 +162,39 @@ RETURN count(r) AS created
 """
 
 
-def record_history(driver, space: str, entities: list[dict], relations: list[dict]) -> None:
+def record_history(gateway, space: str, entities: list[dict], relations: list[dict]) -> None:
     now = at(1, 9)
-    driver.execute_query(CREATE_ENTITIES, rows=entities, space=space, now=now)
-    records, _, _ = driver.execute_query(CREATE_RELATIONS, rows=relations, space=space, now=now)
+    gateway.write(CREATE_ENTITIES, rows=entities, space=space, now=now)
+    records = gateway.write(CREATE_RELATIONS, rows=relations, space=space, now=now)
     assert records[0]["created"] == len(relations), "a relation names an entity that does not exist"
 
 
 @pytest.fixture
-def other_space(neo4j_driver):
+def other_space(gateway):
     name = f"test-other-{uuid.uuid4().hex[:12]}"
     yield name
-    neo4j_driver.execute_query("MATCH (n {space: $space}) DETACH DELETE n", space=name)
+    delete_space(gateway, name)
 
 
 @pytest.fixture
-def history(neo4j_driver, space, other_space):
-    record_history(neo4j_driver, space, ENTITIES, RELATIONS)
-    record_history(neo4j_driver, other_space, INTRUDER_ENTITIES, INTRUDER_RELATIONS)
+def history(gateway, space, other_space):
+    record_history(gateway, space, ENTITIES, RELATIONS)
+    record_history(gateway, other_space, INTRUDER_ENTITIES, INTRUDER_RELATIONS)
     return space
 
 
-def rows(driver, name: str, **params) -> list[dict]:
-    result = run_report(driver, name, params)
+def rows(gateway, name: str, **params) -> list[dict]:
+    result = run_report(gateway, name, params)
     assert not result.truncated
     return result.rows
 
 
-def test_agent_success_by_role_and_task_type(neo4j_driver, history):
+def test_agent_success_by_role_and_task_type(gateway, history):
     def row(dimension, value, delegations, succeeded, failed, cancelled, open_, rate):
         return {"dimension": dimension, "value": value, "delegations": delegations, "succeeded": succeeded,
                 "failed": failed, "cancelled": cancelled, "open": open_, "success_rate": rate}
 
-    assert rows(neo4j_driver, "agent-success", space=history) == [
+    assert rows(gateway, "agent-success", space=history) == [
         row("role", "data-scientist", 5, 2, 2, 1, 0, 0.5),  # d1 d3 d9 (ds-1), d2 d7 (ds-2)
         row("role", "ml-engineer", 3, 1, 2, 0, 0, 0.333),  # d4 d5 d6; d2 was handed over
         row("role", "(unassigned)", 2, 0, 1, 0, 1, 0.0),  # d10; d8's assignment was retracted
@@ -203,27 +204,27 @@ def test_agent_success_by_role_and_task_type(neo4j_driver, history):
     ]
 
 
-def test_agent_success_since(neo4j_driver, history):
-    result = rows(neo4j_driver, "agent-success", space=history, since="2025-03-13")
+def test_agent_success_since(gateway, history):
+    result = rows(gateway, "agent-success", space=history, since="2025-03-13")
     by_role = {r["value"]: (r["delegations"], r["success_rate"]) for r in result if r["dimension"] == "role"}
     assert by_role == {"data-scientist": (2, 0.0), "(unassigned)": (2, 0.0)}  # d7 d9, d8 d10
 
 
-def test_a_dimension_without_finished_work_has_no_rate(neo4j_driver, space):
-    record_history(neo4j_driver, space, [delegation("only", "eda", "planned", 3)], [])
-    assert [r["success_rate"] for r in rows(neo4j_driver, "agent-success", space=space)] == [None, None]
+def test_a_dimension_without_finished_work_has_no_rate(gateway, space):
+    record_history(gateway, space, [delegation("only", "eda", "planned", 3)], [])
+    assert [r["success_rate"] for r in rows(gateway, "agent-success", space=space)] == [None, None]
 
 
-def test_lessons_per_project(neo4j_driver, history):
-    assert rows(neo4j_driver, "lessons-per-project", space=history) == [
+def test_lessons_per_project(gateway, history):
+    assert rows(gateway, "lessons-per-project", space=history) == [
         {"project": "Churn", "status": "active", "lessons": 2, "applies_to": 1, "learned_from_work": 2},
         {"project": "Forecast", "status": "active", "lessons": 2, "applies_to": 1, "learned_from_work": 1},
         {"project": "Dashboard", "status": "planned", "lessons": 0, "applies_to": 0, "learned_from_work": 0},
     ]
-    assert [r["project"] for r in rows(neo4j_driver, "lessons-per-project", space=history, limit=1)] == ["Churn"]
+    assert [r["project"] for r in rows(gateway, "lessons-per-project", space=history, limit=1)] == ["Churn"]
 
 
-def test_model_lineage(neo4j_driver, history):
+def test_model_lineage(gateway, history):
     def row(model, version, stage, experiments, day):
         return {"model": model, "version": version, "stage": stage, "experiments": experiments,
                 "recorded_at": f"2025-03-{day:02d}T10:00:00.000000000+00:00"}
@@ -233,44 +234,44 @@ def test_model_lineage(neo4j_driver, history):
         row("churn-model", "2", "production", ["exp-2"], 5),
         row("churn-model", "3", "staging", ["exp-3"], 9),
     ]
-    assert rows(neo4j_driver, "model-lineage", space=history) == [
+    assert rows(gateway, "model-lineage", space=history) == [
         *churn, row("forecast-model", "f1", "production", ["exp-forecast"], 7),
     ]
-    assert rows(neo4j_driver, "model-lineage", space=history, model="Churn-Model") == churn
+    assert rows(gateway, "model-lineage", space=history, model="Churn-Model") == churn
 
 
-def test_experiment_leaderboard(neo4j_driver, history):
+def test_experiment_leaderboard(gateway, history):
     def produced(version, stage):
         return [{"model": "churn-model", "version": version, "stage": stage}]
 
-    assert rows(neo4j_driver, "experiment-leaderboard", space=history) == [
+    assert rows(gateway, "experiment-leaderboard", space=history) == [
         {"rank": 1, "experiment": "exp-4", "score": 0.90, "produced": []},
         {"rank": 2, "experiment": "exp-2", "score": 0.86, "produced": produced("2", "production")},
         {"rank": 3, "experiment": "exp-3", "score": 0.84, "produced": produced("3", "staging")},
         {"rank": 4, "experiment": "exp-1", "score": 0.81, "produced": produced("1", "archived")},
     ]
-    assert [r["experiment"] for r in rows(neo4j_driver, "experiment-leaderboard", space=history, limit=2)] == [
+    assert [r["experiment"] for r in rows(gateway, "experiment-leaderboard", space=history, limit=2)] == [
         "exp-4", "exp-2",
     ]
-    by_loss = rows(neo4j_driver, "experiment-leaderboard", space=history, metric="logloss", higher_is_better=False)
+    by_loss = rows(gateway, "experiment-leaderboard", space=history, metric="logloss", higher_is_better=False)
     assert [(r["rank"], r["experiment"], r["score"]) for r in by_loss] == [(1, "exp-2", 0.40), (2, "exp-1", 0.45)]
 
 
-def test_delegation_throughput_by_week(neo4j_driver, history):
+def test_delegation_throughput_by_week(gateway, history):
     def week(start, total, planned, running, succeeded, failed, cancelled, causes):
         return {"period": start, "delegations": total, "planned": planned, "running": running,
                 "succeeded": succeeded, "failed": failed, "cancelled": cancelled,
                 "top_failure_causes": [{"cause": cause, "failures": n} for cause, n in causes]}
 
-    assert rows(neo4j_driver, "delegation-throughput", space=history) == [
+    assert rows(gateway, "delegation-throughput", space=history) == [
         week("2025-03-03", 3, 0, 0, 2, 1, 0, [("data leak", 1)]),
         week("2025-03-10", 6, 0, 1, 1, 3, 1, [("timeout", 2), ("oom", 1)]),
         week("2025-03-17", 1, 0, 0, 0, 1, 0, [("(unknown)", 1)]),
     ]
 
 
-def test_delegation_throughput_by_day_since_with_fewer_causes(neo4j_driver, history):
-    result = rows(neo4j_driver, "delegation-throughput", space=history, period="day", since="2025-03-11",
+def test_delegation_throughput_by_day_since_with_fewer_causes(gateway, history):
+    result = rows(gateway, "delegation-throughput", space=history, period="day", since="2025-03-11",
                   top_causes=1)
     assert [(r["period"], r["delegations"], r["failed"]) for r in result] == [
         ("2025-03-11", 1, 1), ("2025-03-12", 2, 1), ("2025-03-13", 2, 0), ("2025-03-14", 1, 1), ("2025-03-18", 1, 1),
@@ -279,8 +280,8 @@ def test_delegation_throughput_by_day_since_with_fewer_causes(neo4j_driver, hist
     assert all(len(r["top_failure_causes"]) <= 1 for r in result)
 
 
-def test_incident_lessons(neo4j_driver, history):
-    assert rows(neo4j_driver, "incident-lessons", space=history) == [
+def test_incident_lessons(gateway, history):
+    assert rows(gateway, "incident-lessons", space=history) == [
         {"incident": "Stale features", "severity": "low", "status": "open",
          "opened_at": "2025-03-15T10:00:00.000000000+00:00", "resolved_at": None,
          "caused_by": [], "resolved_by": [], "lessons": []},
@@ -288,25 +289,25 @@ def test_incident_lessons(neo4j_driver, history):
          "opened_at": "2025-03-12T14:00:00.000000000+00:00", "resolved_at": "2025-03-13T10:00:00.000000000+00:00",
          "caused_by": ["d5"], "resolved_by": ["d6"], "lessons": ["Canary deploys", "Keep runbooks current"]},
     ]
-    assert [r["incident"] for r in rows(neo4j_driver, "incident-lessons", space=history, since="2025-03-14")] == [
+    assert [r["incident"] for r in rows(gateway, "incident-lessons", space=history, since="2025-03-14")] == [
         "Stale features",
     ]
 
 
-def test_another_space_never_shows_up(neo4j_driver, history, other_space):
+def test_another_space_never_shows_up(gateway, history, other_space):
     for name in REPORTS:
-        text = repr(rows(neo4j_driver, name, space=history))
+        text = repr(rows(gateway, name, space=history))
         assert "ntruder" not in text and "0.999" not in text, name
     # …and the other tenant sees only its own.
-    assert rows(neo4j_driver, "lessons-per-project", space=other_space) == [
+    assert rows(gateway, "lessons-per-project", space=other_space) == [
         {"project": "Churn", "status": "active", "lessons": 1, "applies_to": 1, "learned_from_work": 0},
         {"project": "Intruder project", "status": "active", "lessons": 0, "applies_to": 0, "learned_from_work": 0},
     ]
 
 
-def test_an_empty_space_gives_empty_reports(neo4j_driver, space):
+def test_an_empty_space_gives_empty_reports(gateway, space):
     for name in REPORTS:
-        assert rows(neo4j_driver, name, space=space) == [], name
+        assert rows(gateway, name, space=space) == [], name
 
 
 def test_the_reports_are_registered():
@@ -340,6 +341,6 @@ def test_every_report_is_documented_with_its_cypher():
     ("incident-lessons", {"space": "x", "limit": "many"}, InvalidInput, "must be an integer"),
     ("experiment-leaderboard", {"space": "x", "higher_is_better": "maybe"}, InvalidInput, "true or false"),
 ])
-def test_bad_report_requests_are_clear(neo4j_driver, name, params, error, message):
+def test_bad_report_requests_are_clear(gateway, name, params, error, message):
     with pytest.raises(error, match=message):
-        run_report(neo4j_driver, name, params)
+        run_report(gateway, name, params)

@@ -22,13 +22,12 @@ RETURN p.name AS project, size(delegations) AS delegations,
 
 
 @pytest.fixture
-def memory(settings, neo4j_driver, embedder, space):
-    return MemoryService.open(settings, neo4j_driver, embedder=embedder, chroma=open_chroma(settings)).space(space)
+def memory(settings, gateway, embedder, space):
+    return MemoryService.open(settings, gateway, embedder=embedder, chroma=open_chroma(settings)).space(space)
 
 
-def plan_edges(neo4j_driver, space):
-    records, _, _ = neo4j_driver.execute_query(PLAN_EDGES, space=space)
-    return [record.data() for record in records]
+def plan_edges(gateway, space):
+    return gateway.rows(PLAN_EDGES, space=space)
 
 
 def test_the_two_templates_and_their_phases():
@@ -44,7 +43,7 @@ def test_the_two_templates_and_their_phases():
         assert len(titles) == len(set(titles)), "a title names a delegation: it must be unique in its template"
 
 
-def test_instantiating_plans_one_delegation_per_task_in_phase_order(memory, neo4j_driver, space):
+def test_instantiating_plans_one_delegation_per_task_in_phase_order(memory, gateway, space):
     plan = instantiate(memory, "data-science", "Churn", due_dates={
         "Discovery": date(2025, 3, 14), "engineering": datetime(2025, 4, 4, 17, tzinfo=UTC)})
     assert plan.project == "Churn" and plan.template == "data-science"
@@ -59,7 +58,7 @@ def test_instantiating_plans_one_delegation_per_task_in_phase_order(memory, neo4
     (project,) = memory.graph.find_by_name("Churn", kind=Kind.PROJECT)
     assert project.attributes["status"] == "planned"
     assert project.attributes["due_at"] == datetime(2025, 4, 4, 17, tzinfo=UTC)
-    (edges,) = plan_edges(neo4j_driver, space)
+    (edges,) = plan_edges(gateway, space)
     assert edges["delegations"] == 12
     # Every task of a phase depends on every task of the phase before: 4*3 + 3*4 + 2*3.
     pairs = sorted(tuple(pair) for pair in edges["depends_on"])
@@ -67,10 +66,10 @@ def test_instantiating_plans_one_delegation_per_task_in_phase_order(memory, neo4
                            + [("Analytics", "Deployment")] * 6)
 
 
-def test_instantiating_twice_duplicates_nothing_and_keeps_progress(memory, neo4j_driver, space):
+def test_instantiating_twice_duplicates_nothing_and_keeps_progress(memory, gateway, space):
     first = instantiate(memory, "ai-application", "Support bot")
     started = first.delegations[0]
-    memory.upsert_entities([EntityIn(kind=Kind.DELEGATION, name=started.name, attributes={"status": "running"})])
+    memory.graph.upsert_entities([EntityIn(kind=Kind.DELEGATION, name=started.name, attributes={"status": "running"})])
 
     again = instantiate_request(memory, InstantiateTemplate(template="ai-application", project="support bot",
                                                             due_dates={"Testing": "2025-05-01"}))
@@ -78,7 +77,7 @@ def test_instantiating_twice_duplicates_nothing_and_keeps_progress(memory, neo4j
     assert not any(d.created for d in again.delegations)
     assert again.delegations[0].status == "running"
     assert all(d.due_at is None for d in again.delegations)  # existing delegations are left as they were
-    (edges,) = plan_edges(neo4j_driver, space)
+    (edges,) = plan_edges(gateway, space)
     assert (edges["project"], edges["delegations"], len(edges["depends_on"])) == ("Support bot", 9, 3 * 2 + 2 * 2 + 2 * 2)
 
 
@@ -92,28 +91,28 @@ def test_bad_requests_say_what_to_fix(memory):
     assert memory.graph.find_by_name("Churn") == []  # nothing was written
 
 
-def test_each_space_plans_its_own_project(memory, settings, neo4j_driver, embedder, space):
+def test_each_space_plans_its_own_project(memory, settings, gateway, embedder, space):
     instantiate(memory, "data-science", "Churn")
-    other = MemoryService.open(settings, neo4j_driver, embedder=embedder, chroma=open_chroma(settings)).space(f"{space}-b")
+    other = MemoryService.open(settings, gateway, embedder=embedder, chroma=open_chroma(settings)).space(f"{space}-b")
     try:
         plan = instantiate(other, "data-science", "Churn")
         assert all(d.created for d in plan.delegations)
-        assert [e["delegations"] for e in plan_edges(neo4j_driver, f"{space}-b")] == [12]
-        assert [e["delegations"] for e in plan_edges(neo4j_driver, space)] == [12]
+        assert [e["delegations"] for e in plan_edges(gateway, f"{space}-b")] == [12]
+        assert [e["delegations"] for e in plan_edges(gateway, space)] == [12]
     finally:
-        neo4j_driver.execute_query("MATCH (n {space: $s}) DETACH DELETE n", s=f"{space}-b")
+        gateway.write("MATCH (n {space: $s}) DETACH DELETE n", s=f"{space}-b")
 
 
-def test_the_what_can_start_now_query_in_the_docs_works(memory, neo4j_driver, space):
+def test_the_what_can_start_now_query_in_the_docs_works(memory, gateway, space):
     from pathlib import Path
 
-    from graph.cypher import run_read_only
+    from graph.guard import run_read_only
 
     docs = (Path(__file__).resolve().parent.parent / "docs" / "templates.md").read_text()
     query = docs.split("```cypher\n", 1)[1].split("```", 1)[0]
     plan = instantiate(memory, "data-science", "Churn")
-    first = lambda: [row["d.role"] for row in run_read_only(neo4j_driver, query, {"space": space}).rows]  # noqa: E731
+    first = lambda: [row["d.role"] for row in run_read_only(gateway, query, {"space": space}).rows]  # noqa: E731
     assert sorted(first()) == ["analytics-expert", "data-architect", "data-scientist"]
-    memory.upsert_entities([EntityIn(kind=Kind.DELEGATION, name=d.name, attributes={"status": "succeeded"})
-                            for d in plan.delegations if d.phase == "Discovery"])
+    memory.graph.upsert_entities([EntityIn(kind=Kind.DELEGATION, name=d.name, attributes={"status": "succeeded"})
+                                  for d in plan.delegations if d.phase == "Discovery"])
     assert sorted(first()) == ["data-engineer", "data-scientist", "data-scientist", "ml-engineer"]

@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 
-from agents.tools import ToolContext, ToolExecutor, default_registry, to_json_text
+from agents.tools import ToolContext, ToolExecutor, to_json_text
+from agents.toolsets import default_registry
 from fakes import FakeAnthropicTransport
 from graph.model import EntityIn, Provenance
 from graph.vocabulary import Kind
@@ -21,8 +22,8 @@ TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
 @pytest.fixture
-def service(settings, neo4j_driver, embedder):
-    return MemoryService.open(settings, neo4j_driver, embedder=embedder, chroma=open_chroma(settings))
+def service(settings, gateway, embedder):
+    return MemoryService.open(settings, gateway, embedder=embedder, chroma=open_chroma(settings))
 
 
 @pytest.fixture
@@ -31,10 +32,10 @@ def executor(service, space) -> ToolExecutor:
 
 
 @pytest.fixture
-def other_space(neo4j_driver):
+def other_space(gateway):
     name = f"test-{uuid.uuid4().hex[:12]}"
     yield name
-    neo4j_driver.execute_query("MATCH (n {space: $space}) DETACH DELETE n", space=name)
+    gateway.write("MATCH (n {space: $space}) DETACH DELETE n", space=name)
 
 
 def ok(executor: ToolExecutor, name: str, tool_input: dict):
@@ -81,7 +82,7 @@ def test_names_do_not_clash_with_the_reference_mcp_memory_tools():
 
 # -- the executor on the real graph ------------------------------------------------------------------
 
-def test_write_read_and_recall_through_tools(executor, neo4j_driver, space):
+def test_write_read_and_recall_through_tools(executor, gateway, space):
     entities = ok(executor, "upsert_entities", {"entities": [
         {"kind": "Project", "name": "Churn", "summary": "Predict which customers leave",
          "attributes": {"status": "active"}},
@@ -120,10 +121,10 @@ def test_write_read_and_recall_through_tools(executor, neo4j_driver, space):
     assert failure["entity"]["name"] == "retrain churn model" and failure["agent"] == "lead"
 
     # The writes carry who made them, and Chroma followed Neo4j.
-    rows, _, _ = neo4j_driver.execute_query(
+    rows = gateway.rows(
         "MATCH (o:Observation {space: $space}) RETURN o.agent AS agent, o.source AS source, o.vector_status AS status",
         space=space)
-    assert [r.data() for r in rows] == [{"agent": "lead", "source": "claude", "status": "indexed"}]
+    assert rows == [{"agent": "lead", "source": "claude", "status": "indexed"}]
 
     history = ok(executor, "entity_history", {"entity": {"id": entities[0]["id"]}})
     assert history["entity"]["name"] == "Churn"
@@ -172,7 +173,7 @@ def test_unknown_tools_and_kgmem_errors_are_error_results(executor, service, spa
     assert missing.is_error
     assert missing.content == "record_observations failed: no such entity in this space: nobody"
 
-    service.space(space).upsert_entities([EntityIn(kind=Kind.PROJECT, name="Atlas"), EntityIn(kind=Kind.MODEL, name="atlas")])
+    service.space(space).graph.upsert_entities([EntityIn(kind=Kind.PROJECT, name="Atlas"), EntityIn(kind=Kind.MODEL, name="atlas")])
     ambiguous = executor.run("entity_neighbourhood", {"entity": {"name": "atlas"}})
     assert ambiguous.is_error and "matches several entities (Model, Project); give its kind or id" in ambiguous.content
     assert not executor.run("entity_neighbourhood", {"entity": {"name": "atlas", "kind": "Model"}}).is_error
@@ -270,7 +271,7 @@ def test_free_text_memory_tools(executor, space):
 
 # -- ML memory tools -------------------------------------------------------------------------------------
 
-def test_ml_memory_through_tools(executor, neo4j_driver, space):
+def test_ml_memory_through_tools(executor, gateway, space):
     ok(executor, "record_experiment", {
         "project": "Churn", "name": "xgb-depth4", "task": "predict which telco customers churn next month",
         "parameters": {"max_depth": 4}, "metrics": {"auc": 0.81}, "dataset": "customers-2025", "model": "churn-model"})
@@ -308,7 +309,7 @@ def test_ml_memory_through_tools(executor, neo4j_driver, space):
     assert missing.is_error and missing.content.startswith("model_lineage failed: ")
 
     # Written by the context's agent, never by what the input claims.
-    rows, _, _ = neo4j_driver.execute_query(
+    rows = gateway.rows(
         "MATCH (e:Experiment {space: $space}) RETURN collect(DISTINCT e.agent) AS agents", space=space)
     assert rows[0]["agents"] == ["lead"]
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from graph.errors import ModelMismatch
 from graph.model import EntityIn, EntityRef, ObservationIn, Provenance
 from graph.vocabulary import Kind
-from memory.index import ModelMismatch, VectorIndex, collection_name
+from memory.index import VectorIndex, collection_name
 from memory.recall import RecallQuery
 from memory.service import MemoryService
 
@@ -21,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 # handlers) the moment it tries to write an observation's vector, i.e. after Neo4j has committed it.
 WRITER = textwrap.dedent("""
     import os, sys
-    from graph import Settings, neo4j_target, open_driver
+    from graph import Settings, open_gateway
     from graph.model import EntityIn, EntityRef, ObservationIn
     from graph.vocabulary import Kind
     from memory.index import VectorIndex
@@ -29,36 +30,34 @@ WRITER = textwrap.dedent("""
 
     space, text = sys.argv[1], sys.argv[2]
     settings = Settings()
-    memory = MemoryService.open(settings, open_driver(neo4j_target(settings)))
+    memory = MemoryService.open(settings, open_gateway(settings))
     target = memory.space(space)
-    target.upsert_entities([EntityIn(kind=Kind.PROJECT, name="Churn model")])
+    target.graph.upsert_entities([EntityIn(kind=Kind.PROJECT, name="Churn model")])
     print("entity indexed", flush=True)
 
     def die(self, items, vectors):
         os._exit(137)
 
     VectorIndex.upsert = die
-    target.add_observations([ObservationIn(entity=EntityRef(name="Churn model", kind=Kind.PROJECT), text=text)])
+    target.graph.add_observations([ObservationIn(entity=EntityRef(name="Churn model", kind=Kind.PROJECT), text=text)])
     print("survived the write", flush=True)
 """)
 
 TEXT = "Retraining on the March snapshot doubled the churn model's recall"
 
 
-def observation_rows(driver, space):
-    records, _, _ = driver.execute_query(
+def observation_rows(gateway, space):
+    return gateway.rows(
         "MATCH (o:Observation {space: $space}) RETURN o.id AS id, o.text AS text, o.vector_status AS status",
         space=space)
-    return [r.data() for r in records]
 
 
-def status_of(driver, observation_id):
-    records, _, _ = driver.execute_query("MATCH (o:Observation {id: $id}) RETURN o.vector_status AS s", id=observation_id)
-    return records[0]["s"]
+def status_of(gateway, observation_id):
+    return gateway.rows("MATCH (o:Observation {id: $id}) RETURN o.vector_status AS s", id=observation_id)[0]["s"]
 
 
 def test_a_writer_killed_between_neo4j_and_chroma_is_repaired_after_restart(
-        neo4j_server, neo4j_driver, settings, embedder, space, tmp_path):
+        neo4j_server, gateway, settings, embedder, space, tmp_path):
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     env = {
@@ -73,14 +72,13 @@ def test_a_writer_killed_between_neo4j_and_chroma_is_repaired_after_restart(
     assert "survived the write" not in result.stdout
 
     # Neo4j committed the observation and still calls it pending; Chroma never got its vector.
-    rows = observation_rows(neo4j_driver, space)
+    rows = observation_rows(gateway, space)
     assert [(r["text"], r["status"]) for r in rows] == [(TEXT, "pending")]
     observation_id = rows[0]["id"]
 
     # "Restart": a fresh service on the same Chroma directory.
-    memory = MemoryService.open(settings, neo4j_driver, embedder=embedder)
-    entity_ids = [r["id"] for r in neo4j_driver.execute_query(
-        "MATCH (e:Entity {space: $space}) RETURN e.id AS id", space=space)[0]]
+    memory = MemoryService.open(settings, gateway, embedder=embedder)
+    entity_ids = [r["id"] for r in gateway.rows("MATCH (e:Entity {space: $space}) RETURN e.id AS id", space=space)]
     assert memory.index.ids_in([f"ent:{i}" for i in entity_ids]) == {f"ent:{i}" for i in entity_ids}, \
         "the writer's earlier vectors should have survived it"
     assert memory.index.ids_in([f"obs:{observation_id}"]) == set()
@@ -94,15 +92,15 @@ def test_a_writer_killed_between_neo4j_and_chroma_is_repaired_after_restart(
     assert len(found) == 1
     assert "vector" in found[0].channels
     assert found[0].text == TEXT
-    assert status_of(neo4j_driver, observation_id) == "indexed"
+    assert status_of(gateway, observation_id) == "indexed"
     assert memory.index.ids_in([f"obs:{observation_id}"]) == {f"obs:{observation_id}"}
 
 
-def test_reconcile_repairs_missing_vectors_and_removes_orphans(settings, neo4j_driver, embedder, space):
-    memory = MemoryService.open(settings, neo4j_driver, embedder=embedder)
+def test_reconcile_repairs_missing_vectors_and_removes_orphans(settings, gateway, embedder, space):
+    memory = MemoryService.open(settings, gateway, embedder=embedder)
     target = memory.space(space)
-    target.upsert_entities([EntityIn(kind=Kind.DATASET, name="Orders table")])
-    kept, dropped = target.add_observations([
+    target.graph.upsert_entities([EntityIn(kind=Kind.DATASET, name="Orders table")])
+    kept, dropped = target.graph.add_observations([
         ObservationIn(entity=EntityRef(name="Orders table", kind=Kind.DATASET), text="Orders arrive a day late on Mondays"),
         ObservationIn(entity=EntityRef(name="Orders table", kind=Kind.DATASET), text="The orders table has duplicate rows"),
     ])
@@ -115,10 +113,10 @@ def test_reconcile_repairs_missing_vectors_and_removes_orphans(settings, neo4j_d
     report = memory.reconcile()
     assert report.missing_repaired >= 1
     assert memory.index.ids_in([keep]) == {keep}
-    assert status_of(neo4j_driver, kept.id) == "indexed"
+    assert status_of(gateway, kept.id) == "indexed"
 
     # A vector whose observation was hard-deleted with plain Cypher goes away.
-    neo4j_driver.execute_query("MATCH (o:Observation {id: $id}) DETACH DELETE o", id=dropped.id)
+    gateway.write("MATCH (o:Observation {id: $id}) DETACH DELETE o", id=dropped.id)
     report = memory.reconcile()
     assert report.orphans_removed >= 1
     assert memory.index.ids_in([drop]) == set()
@@ -127,8 +125,8 @@ def test_reconcile_repairs_missing_vectors_and_removes_orphans(settings, neo4j_d
     assert dropped.id not in {item.id for item in hits}
 
 
-def test_a_collection_of_another_model_is_refused_with_the_way_out(settings, neo4j_driver, embedder):
-    memory = MemoryService.open(settings, neo4j_driver, embedder=embedder)
+def test_a_collection_of_another_model_is_refused_with_the_way_out(settings, gateway, embedder):
+    memory = MemoryService.open(settings, gateway, embedder=embedder)
     # Another model whose collection name is the same (names are slugged: case and punctuation fold).
     other = embedder.name.upper().replace("-", "_")
     assert other != embedder.name
@@ -139,12 +137,12 @@ def test_a_collection_of_another_model_is_refused_with_the_way_out(settings, neo
     assert embedder.name in str(caught.value) and other in str(caught.value)
 
 
-def test_a_message_window_vector_is_the_mean_direction_of_its_lines(settings, neo4j_driver, embedder, space):
-    memory = MemoryService.open(settings, neo4j_driver, embedder=embedder)
+def test_a_message_window_vector_is_the_mean_direction_of_its_lines(settings, gateway, embedder, space):
+    memory = MemoryService.open(settings, gateway, embedder=embedder)
     target = memory.space(space)
-    target.upsert_entities([EntityIn(kind=Kind.PERSON, name="Ana"), EntityIn(kind=Kind.PERSON, name="Ben")])
+    target.graph.upsert_entities([EntityIn(kind=Kind.PERSON, name="Ana"), EntityIn(kind=Kind.PERSON, name="Ben")])
     lines = [("Ana", "Did the backfill finish?"), ("Ben", "Yes, overnight, 40 million rows"), ("Ana", "Great, thanks")]
-    written = target.add_observations([
+    written = target.graph.add_observations([
         ObservationIn(entity=EntityRef(name=name, kind=Kind.PERSON), text=text, seq=seq,
                       provenance=Provenance(source="chat-1"))
         for seq, (name, text) in enumerate(lines)

@@ -12,11 +12,11 @@ from rich.text import Text
 
 from agents.orchestrator import DEFAULT_MAX_TURNS, DEFAULT_MODEL, Orchestrator
 from agents.tools import ToolOutcome
-from api.cli.context import graph_driver
+from api.cli.context import cli_services
 from graph.errors import ConfigurationError
 from graph.store import check_space
-from memory.extraction import ClaudeExtractor
-from memory.service import MemoryService
+from graph import get_settings
+from memory.extraction import ClaudeExtractor, claude_client
 
 app = typer.Typer(help="Run Claude as an orchestrator of specialist agents, with kgmem as the team's memory.",
                   no_args_is_help=True)
@@ -46,10 +46,9 @@ def run(
     Needs ANTHROPIC_API_KEY. Progress (each tool call) goes to standard error, the lead's answer to standard output."""
     check_space(space)
     client = anthropic_client()
-    with graph_driver() as (driver, settings):
-        memory = MemoryService.open(settings, driver, anthropic_client=client)
+    with cli_services(anthropic_client=client) as services:
         orchestrator = Orchestrator(
-            client, memory.space(space), model=model, max_turns=max_turns, max_delegations=max_delegations,
+            client, services.memory().space(space), model=model, max_turns=max_turns, max_delegations=max_delegations,
             extractor=ClaudeExtractor(client, model=model), on_tool=None if as_json else show_tool)
         result = orchestrator.run(task, project=project)
     if as_json:
@@ -63,12 +62,9 @@ def run(
 
 
 def anthropic_client() -> anthropic.Anthropic:
-    """The SDK's client from the environment; a missing key is one clear line, before anything starts."""
-    try:
-        client = anthropic.Anthropic()
-    except anthropic.AnthropicError as exc:
-        raise ConfigurationError(f"Anthropic client configuration: {' '.join(str(exc).split())}") from exc
-    if client.api_key is None and client.auth_token is None and getattr(client, "credentials", None) is None:
+    """Claude for the lead and the specialists; a missing key is one clear line, before anything starts."""
+    client = claude_client(get_settings())
+    if client is None:
         raise ConfigurationError("kgmem agent run needs Claude: set ANTHROPIC_API_KEY and run it again")
     return client
 

@@ -11,12 +11,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from api.cli.context import graph_driver
+from api.cli.context import cli_services
 from memory.locomo import CATEGORIES, DEFAULT_BATCH_TURNS, DEFAULT_K, BenchReport, default_scorer, run_benchmark
-from memory.service import MemoryService
 
 app = typer.Typer(
-    help="Benchmarks: recall quality on LoCoMo (locomo); speed beside mem0 and the MCP memory server (perf).",
+    help="Benchmarks: recall quality on LoCoMo (locomo); speed beside mem0 and the MCP memory server (perf); "
+         "brief quality on a seeded orchestration history (briefs).",
     no_args_is_help=True,
 )
 out = Console(soft_wrap=True)
@@ -43,9 +43,9 @@ def locomo(
 
     Prints recall@5 and recall@10 for categories 1 to 4 and overall, the ingest rate, recall latency (p50, p95) and the wall time."""
     scorer = scorer or default_scorer()
-    with graph_driver() as (driver, settings):
+    with cli_services() as services:
         with err.status("Loading the embedding model…"):
-            memory = MemoryService.open(settings, driver)
+            memory = services.memory()
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TimeRemainingColumn(), console=err, transient=as_json) as bars:
             tasks: dict[str, int] = {}
@@ -123,9 +123,9 @@ def perf(
     pass or fail against the targets. See BENCHMARKS.md."""
     from api.perf.runner import PerfOptions, run
 
-    with graph_driver() as (driver, settings):
+    with cli_services() as services:
         with err.status("Loading the embedding model…"):
-            memory = MemoryService.open(settings, driver)
+            memory = services.memory()
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TimeRemainingColumn(), console=err, transient=as_json) as bars:
             tasks: dict[str, int] = {}
@@ -135,7 +135,7 @@ def perf(
                     tasks[phase] = bars.add_task(PERF_PHASES.get(phase, phase), total=total)
                 bars.update(tasks[phase], completed=done, total=total)
 
-            report = run(memory, settings, PerfOptions(memories=memories, seed=seed, questions=questions,
+            report = run(memory, services.settings, PerfOptions(memories=memories, seed=seed, questions=questions,
                                                        briefs=min(questions, 100), http=http, peers=peers),
                          progress=progress)
     if as_json:
@@ -191,3 +191,109 @@ def print_perf(report: dict) -> None:
     out.print(f"plans: {len(report['plans'])} hot queries, "
               + (f"[red]scans in {', '.join(scanned)}[/]" if scanned else "all use indexes (--json prints them)"))
     out.print(f"wall time {report['wall_s']:.0f} s")
+
+
+BRIEF_PHASES = {"history": "Writing the history (brief, then outcome)", "tests": "Briefing held-out tasks",
+                "closed loop": "Closed loop (a failure, then the next brief)"}
+
+
+@app.command()
+def briefs(
+    seed: Annotated[int, typer.Option(help="Seed of the generated history and tasks.")] = 7,
+    families: Annotated[int | None, typer.Option(min=2, help="How many task families (drawn by the seed); "
+                                                 "default: all of them.")] = None,
+    history: Annotated[int, typer.Option(min=4, max=60, help="Delegations per family in the history.")] = 9,
+    tests: Annotated[int, typer.Option(min=1, max=8, help="Held-out tasks briefed per family.")] = 3,
+    misses: Annotated[int, typer.Option(min=0, help="How many misses to print, with their reasons "
+                                        "(--json has them all).")] = 8,
+    keep: Annotated[bool, typer.Option(help="Leave the benchmark's space (bench-briefs-<seed>) in place "
+                                       "afterwards.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
+) -> None:
+    """Measure brief quality on a seeded orchestration history written through brief → outcome: lesson
+    recall@5, expert-first rate, closed-loop hit@5 and brief latency, each beside a naive baseline from the
+    same run (BM25 over lessons; the agent with the most successes). Lists the misses with their reasons."""
+    from api.bench.briefs import BriefsBenchOptions
+    from api.bench.briefs import run as run_briefs
+
+    with cli_services() as services:
+        with err.status("Loading the embedding model…"):
+            memory = services.memory()
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TimeRemainingColumn(), console=err, transient=as_json) as bars:
+            tasks: dict[str, int] = {}
+
+            def progress(phase: str, done: int, total: int) -> None:
+                if phase not in tasks:
+                    tasks[phase] = bars.add_task(BRIEF_PHASES.get(phase, phase), total=total)
+                bars.update(tasks[phase], completed=done, total=total)
+
+            report = run_briefs(memory, BriefsBenchOptions(seed=seed, families=families, history=history, tests=tests,
+                                                           keep_space=keep), progress=progress)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), default=str))
+        return
+    print_briefs(report.to_dict(), misses)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{label} {n}" for label, n in sorted(counts.items(), key=lambda x: -x[1])) or "none"
+
+
+def _miss_summary(s: dict) -> str:
+    ranks = {("not listed" if rank == "absent" else f"at rank {rank}"): n for rank, n in s["expert_rank_in_misses"].items()}
+    return (f"expert not first in {s['expert_misses']}: first instead {_counts(s['expert_misses_first_agent_was'])}; "
+            f"the expert {_counts(ranks)}. Family lessons short in {s['lesson_misses']}: "
+            f"{s['missing_family_lessons_absent_from_brief']} missing lessons absent from the brief, "
+            f"{s['missing_family_lessons_ranked_below_5']} ranked below 5; their top-5 places held "
+            f"{_counts(s['top5_mix_in_lesson_misses'])}. Closed loop missed {s['closed_loop_misses']}, "
+            f"the fresh lesson absent from the brief in {s['closed_loop_fresh_lesson_absent']}")
+
+
+def print_briefs(report: dict, misses: int = 8) -> None:
+    params, history = report["params"], report["history"]
+    table = Table(title=f"kgmem bench briefs: seed {params['seed']}, {params['family_count']} families, "
+                        f"{params['history_delegations']} delegations in the history, {params['test_briefs']} test "
+                        f"briefs, {params['closed_loops']} closed loops ({params['embedding_model']})",
+                  title_justify="left")
+    for column in ("metric", "kgmem", "baseline", "target"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for metric in report["metrics"].values():
+        target = "–" if metric["target"] is None else f"≥ {metric['target']:.2f}"
+        colour = "" if metric["kgmem"] is None or metric["target"] is None else \
+            ("green" if metric["kgmem"] >= metric["target"] else "red")
+        value = _cell(metric["kgmem"])
+        table.add_row(f"{metric['name']} (n={metric['n']}; baseline: {metric['baseline_label']})",
+                      f"[{colour}]{value}[/]" if colour else value, _cell(metric["baseline"]), target)
+    table.add_section()
+    brief, bm25 = report["latency"]["brief_ms"], report["latency"]["bm25_ms"]
+    for q in ("p50", "p95"):
+        table.add_row(f"brief {q} ms (baseline: the BM25 query)", f"{brief[q]:.1f}" if brief.get("n") else "–",
+                      f"{bm25[q]:.1f}" if bm25.get("n") else "–", "–")
+    out.print(table)
+    out.print(f"history: {history['delegations']} delegations ({history['succeeded']} succeeded, {history['failed']} "
+              f"failed), {history['lessons']} lessons ({history['family_lessons']} of the families, "
+              f"{history['noise_lessons']} noise), {history['learned_from']} LEARNED_FROM, {history['projects']} "
+              f"projects, {history['agents']} agents; most successes: {history['naive_agent']} "
+              f"({history['naive_agent_is']}, {history['naive_agent_succeeded']}; the best expert has "
+              f"{history['most_successes_of_an_expert']})")
+    out.print("per family: " + ", ".join(
+        f"{key} {_cell(f['lesson_recall_at_5'])}/{_cell(f['expert_first'])}/{_cell(f['closed_loop_hit_at_5'])}"
+        for key, f in report["per_family"].items()) + " (recall@5 / expert first / closed loop)")
+    found = report["misses"]
+    out.print(f"misses: {len(found)} ({_miss_summary(report['miss_summary'])})", highlight=False)
+    for miss in found[:misses]:
+        head = f"{miss['phase']} · {miss['family']} · {', '.join(miss['missed'])}: {miss['task']}"
+        out.print("\n" + head + (f" (project {miss['project']})" if miss.get("project") else ""),
+                  style="bold", markup=False, highlight=False)
+        lines = [f"  why: {why}" for why in miss["why"]]
+        lines += [f"  {x['rank']}. [{x['is']}] {x['score']:.3f} {x['text'][:90]} ({'; '.join(x['reasons'])})"
+                  for x in miss["lessons"]]
+        for lesson in miss.get("missing_lessons", [])[:3]:
+            where = f"rank {lesson['rank']}, {'; '.join(lesson['reasons'])}" if lesson["rank"] else lesson["why"]
+            lines.append(f"  missing: {lesson['text'][:90]} ({where})")
+        for line in lines:
+            out.print(line, markup=False, highlight=False)
+    if len(found) > misses:
+        out.print(f"\n… {len(found) - misses} more misses (--misses N prints more, --json prints all)")
+    out.print(f"\nwall time {report['wall_seconds']:.0f} s")

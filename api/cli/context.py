@@ -1,23 +1,24 @@
-"""What CLI commands that read or write the graph share: a driver to the configured Neo4j."""
+"""What CLI commands that use the graph share: the process's services, opened once per command."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from neo4j import Driver
 from rich.console import Console
 
-from graph import Settings, get_settings, neo4j_target, open_driver
+from api.services import Services, open_services
+from graph import Settings, get_settings
 from graph.neo4j_server import LocalNeo4j
 
 err = Console(stderr=True, soft_wrap=True)
 
 
 @contextmanager
-def graph_driver(settings: Settings | None = None) -> Iterator[tuple[Driver, Settings]]:
-    """A driver for one command. A stopped managed Neo4j is started and left running: stopping it
-    afterwards would pull the database from under a `kgmem serve` that attached to it meanwhile."""
+def cli_services(settings: Settings | None = None, *, anthropic_client: Any = None) -> Iterator[Services]:
+    """The services for one command, Neo4j reachable. A stopped managed Neo4j is started and left running:
+    stopping it afterwards would pull the database from under a `kgmem serve` that attached to it meanwhile."""
     settings = settings or get_settings()
     if settings.managed_neo4j:
         local = LocalNeo4j(settings)
@@ -25,8 +26,9 @@ def graph_driver(settings: Settings | None = None) -> Iterator[tuple[Driver, Set
             with err.status("Starting the local Neo4j…"):
                 state, _ = local.start()
             err.print(f"Started the local Neo4j on {state.bolt_uri}; `kgmem neo4j stop` stops it.")
-    driver = open_driver(neo4j_target(settings))
+    services = open_services(settings, anthropic_client=anthropic_client)
     try:
-        yield driver, settings
+        services.gateway.ping()
+        yield services
     finally:
-        driver.close()
+        services.close()

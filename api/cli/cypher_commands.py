@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from api.cli.context import graph_driver
-from graph.cypher import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, CypherResult, run_read_only
+from api.cli.context import cli_services
+from graph.guard import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, CypherResult, run_read_only
 from graph.errors import KgmemError
 from graph.reports import REPORTS, Report, get_report, run_report
 
@@ -57,9 +57,9 @@ def cypher(
     not plainly read-only are refused."""
     text = sys.stdin.read() if query == "-" else query
     params = parse_params(param or [])
-    with one_line_errors(), graph_driver() as (driver, settings):
+    with one_line_errors(), cli_services() as services:
         result = run_read_only(
-            driver, text, params, database=settings.neo4j_database, timeout_s=timeout, max_rows=limit
+            services.gateway, text, params, timeout_s=timeout, max_rows=limit
         )
     print_result(result, output_format)
 
@@ -82,9 +82,9 @@ def report(
         params["space"] = space
     with one_line_errors():
         get_report(name).bind(params)  # a wrong name or parameter fails before Neo4j is started
-        with graph_driver() as (driver, settings):
+        with cli_services() as services:
             result = run_report(
-                driver, name, params, database=settings.neo4j_database, timeout_s=timeout, max_rows=limit
+                services.gateway, name, params, timeout_s=timeout, max_rows=limit
             )
     print_result(result, output_format)
 

@@ -13,9 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from agents.mlflow_import import import_mlflow, open_mlflow
-from api.cli.context import graph_driver
+from api.cli.context import cli_services
 from graph.store import check_space
-from memory.service import MemoryService
 
 app = typer.Typer(help="Bring records from other systems into the graph.", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -43,9 +42,9 @@ def mlflow(
     check_space(space)
     with err.status("Opening the MLflow store…"):
         source = open_mlflow(tracking_uri, registry_uri=registry_uri, experiment=experiment)
-    with graph_driver() as (driver, settings):
+    with cli_services() as services:
         with err.status("Loading the embedding model…"):
-            memory = MemoryService.open(settings, driver)
+            memory = services.memory()
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err, transient=True) as bars:
             tasks: dict[str, int] = {}

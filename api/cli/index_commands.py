@@ -11,8 +11,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.cli.context import graph_driver
-from memory.service import MemoryService
+from api.cli.context import cli_services
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -35,9 +34,9 @@ def reindex(
 
     With --full it rebuilds the whole index: use it after changing the embedding model (kgmem refuses to open the old collection with a model mismatch) or when the Chroma data was lost or cannot be trusted."""
     started = time.perf_counter()
-    with graph_driver() as (driver, settings):
+    with cli_services() as services:
         with err.status("Loading the embedding model…"):
-            memory = MemoryService.open(settings, driver)
+            memory = services.memory()
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} items"),
                       TimeElapsedColumn(), console=err, transient=True) as bars:
             task = bars.add_task("Rebuilding the vector index" if full else "Reconciling the vector index", total=None)

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from api.auth import ApiKey, KeyStore, Scope, check_key_name, validate_grant
-from api.cli.context import graph_driver
+from api.cli.context import cli_services
 from graph.errors import KgmemError, NotFound
 
 app = typer.Typer(help="Create, list and revoke API keys (Bearer tokens for the REST API).", no_args_is_help=True)
@@ -41,8 +41,8 @@ def one_line_errors() -> Iterator[None]:
 
 @contextmanager
 def key_store() -> Iterator[KeyStore]:
-    with graph_driver() as (driver, settings):
-        yield KeyStore(driver, settings.neo4j_database)
+    with cli_services() as services:
+        yield KeyStore(services.gateway)
 
 
 @app.command()

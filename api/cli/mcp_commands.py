@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import anyio
 import typer
 
 from agents.mcp_server import KgmemMcp, McpCaller
-from api.cli.context import graph_driver
+from agents.toolsets import parse_toolsets
+from api.cli.context import cli_services
 from graph.store import check_space
-from memory.extraction import ClaudeExtractor
-from memory.service import MemoryService
 
 
 def register(app: typer.Typer) -> None:
@@ -26,17 +24,26 @@ def mcp(
                                               help="The agent name stamped on what the tools write.")] = None,
     cypher: Annotated[bool, typer.Option("--cypher", help="Also offer cypher_read, read-only Cypher over the whole "
                                                          "graph (every space).")] = False,
+    tools: Annotated[str, typer.Option("--tools", envvar="KGMEM_MCP_TOOLS", help=(
+        "The toolsets to offer, comma-separated: core (the reference server's nine tools and recall), "
+        "delegation (brief, outcome), team, graph, memories, ml, admin; or all. Fewer tools, fewer tokens "
+        "in every prompt: docs/mcp.md lists each set's cost."))] = "all",
 ) -> None:
     """Serve kgmem over MCP on standard input and output.
 
     Offers the nine tools of the reference MCP memory server (create_entities, read_graph, search_nodes, ...) with the same names and fields, and kgmem's own tools (recall, briefs, outcomes, ML memory). Point an MCP client at `kgmem mcp --space NAME`; docs/mcp.md has the configuration for Claude Desktop and Claude Code. Logs go to standard error; standard output carries only the protocol."""
     check_space(space)
-    with graph_driver() as (driver, settings):
-        service = MemoryService.open(settings, driver)
+    try:
+        toolsets = parse_toolsets(tools)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--tools") from exc
+    with cli_services() as services:
+        service = services.memory()
         # With a key, record_outcome(extract=true) has Claude extract lessons from the summary.
-        extras = {"extractor": ClaudeExtractor()} if os.environ.get("ANTHROPIC_API_KEY") else {}
+        extractor = services.extractor()
+        extras = {"extractor": extractor} if extractor else {}
         server = KgmemMcp(lambda: service, lambda ctx: McpCaller(space=space, agent=agent, can_cypher=cypher),
-                          extras=extras, version=_version())
+                          toolsets=toolsets, extras=extras, version=_version())
         anyio.run(server.serve_stdio)
 
 

@@ -158,9 +158,9 @@ def ingest(memory: MemoryService, work: Workload, space: str, say: Progress) -> 
         (scaffold_relations if all(end in scaffold_names for end in ends) else lesson_relations).append(relation)
     begun = time.perf_counter()
     for start in range(0, len(scaffold), BATCH):
-        target.upsert_entities(scaffold[start:start + BATCH])
+        target.graph.upsert_entities(scaffold[start:start + BATCH])
     for start in range(0, len(scaffold_relations), BATCH):
-        target.upsert_relations(scaffold_relations[start:start + BATCH])
+        target.graph.upsert_relations(scaffold_relations[start:start + BATCH])
     scaffold_seconds = time.perf_counter() - begun
 
     total = work.counts()["memories"]
@@ -168,16 +168,16 @@ def ingest(memory: MemoryService, work: Workload, space: str, say: Progress) -> 
     begun = time.perf_counter()
     for start in range(0, len(work.observations), BATCH):
         batch = work.observations[start:start + BATCH]
-        target.add_observations(batch)
+        target.graph.add_observations(batch)
         done += len(batch)
         say("ingest", done, total)
     lessons = work.lessons
     for start in range(0, len(lessons), BATCH):
-        target.upsert_entities(lessons[start:start + BATCH])
+        target.graph.upsert_entities(lessons[start:start + BATCH])
         done += len(lessons[start:start + BATCH])
         say("ingest", done, total)
     for start in range(0, len(lesson_relations), BATCH):
-        target.upsert_relations(lesson_relations[start:start + BATCH])
+        target.graph.upsert_relations(lesson_relations[start:start + BATCH])
     free_text = memory.free_text()
     for agent, text in work.free_text:
         free_text.add(space, text, agent_id=agent, infer=False)
@@ -225,7 +225,7 @@ def recall_over_http(memory: MemoryService, settings: Settings, work: Workload, 
     previous_logging = structlog.get_config()  # restored afterwards: the bench may run inside a bigger process
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR),
                         logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    store = KeyStore(memory.graph.driver, settings.neo4j_database)
+    store = KeyStore(memory.gateway)
     _, token = store.create("bench perf", [Scope.READ], [space])
     port = _free_port()
     app = create_app(settings)
@@ -353,7 +353,7 @@ def plans(memory: MemoryService, space: str) -> list[dict[str, Any]]:
     """The plans of the hot queries, as the benchmark relied on them."""
     out = []
     for query in hot_queries(space):
-        operators = plan_operators(memory.graph.driver, query, memory.settings.neo4j_database)
+        operators = plan_operators(memory.gateway, query)
         out.append({"query": query.name, "operators": operators, "scans": scans(operators)})
     return out
 

@@ -20,6 +20,7 @@ from api.deps import (
     IdPath,
     Jobs,
     Keys,
+    Memory,
     SpacePath,
     require_all_spaces,
     services,
@@ -35,52 +36,18 @@ from graph.reads import encode_cursor
 router = APIRouter(prefix="/v1/spaces/{space}/admin", tags=["admin"], responses=PROBLEMS)
 global_router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=PROBLEMS)
 
-ENTITY_COUNTS = """
-MATCH (e:Entity {space: $space}) WHERE e.retracted_at IS NULL
-RETURN e.kind AS kind, count(*) AS n ORDER BY kind
-"""
-OBSERVATION_COUNT = """
-MATCH (o:Observation {space: $space}) WHERE o.retracted_at IS NULL AND o.valid_to IS NULL
-RETURN count(o) AS n
-"""
-RELATION_COUNTS = """
-MATCH (:Entity {space: $space})-[r]->(:Entity)
-WHERE NOT type(r) IN ['HAS_OBSERVATION', 'HAS_REVISION'] AND r.valid_to IS NULL AND r.retracted_at IS NULL
-RETURN type(r) AS type, count(*) AS n ORDER BY type
-"""
-PENDING_COUNT = """
-CALL () { MATCH (o:Observation {space: $space, vector_status: 'pending'}) RETURN count(o) AS observations }
-CALL () { MATCH (e:Entity {space: $space, vector_status: 'pending'}) RETURN count(e) AS entities }
-RETURN observations + entities AS n
-"""
-
-
 # -- a space ---------------------------------------------------------------------------------------------------
 @router.get("/stats", response_model=Stats, summary="What the space holds: entities, observations, relations, vectors")
-def stats(space: SpacePath, request: Request, caller: Admin, config: Config) -> Stats:
-    svc = services(request)
-    driver = svc.neo4j()
-
-    def rows(cypher: str) -> list[dict]:
-        records, _, _ = driver.execute_query(cypher, space=space, database_=config.neo4j_database, routing_="r")
-        return [record.data() for record in records]
-
-    index = svc.memory().index
-    vectors = len(index.collection.get(where={"space": space}, include=[])["ids"])
-    return Stats(space=space, entities={r["kind"]: r["n"] for r in rows(ENTITY_COUNTS)},
-                 observations=rows(OBSERVATION_COUNT)[0]["n"],
-                 relations={r["type"]: r["n"] for r in rows(RELATION_COUNTS)},
-                 vectors=vectors, pending=rows(PENDING_COUNT)[0]["n"])
+def stats(space: SpacePath, caller: Admin, memory: Memory) -> Stats:
+    return Stats(space=space, **memory.stats())
 
 
 @router.post("/reindex", response_model=Job, status_code=202, responses=responses(409),
              summary="Bring the space's pending vectors into Chroma, in the background")
 def reindex_space(space: SpacePath, request: Request, caller: Admin, jobs: Jobs, store: Idempotency,
-                  idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    memory = services(request).memory()
+                  memory: Memory, idempotency_key: IdempotencyKey = None) -> JSONResponse:
     return store.run(request, caller.key.key_id, idempotency_key, {"space": space},
-                     lambda: jobs.start("reindex", space, lambda: memory.sync.process_pending(space=space)),
-                     status_code=202)
+                     lambda: jobs.start("reindex", space, memory.reindex), status_code=202)
 
 
 @router.get("/jobs/{job_id}", response_model=Job, summary="A background job of this space")

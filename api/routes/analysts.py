@@ -1,4 +1,4 @@
-"""Read-only Cypher and the named reports, through the same guard as `kgmem cypher` (graph/cypher.py).
+"""Read-only Cypher and the named reports, through the same guard as `kgmem cypher` (graph/guard.py).
 
 Cypher cannot be confined to one tenant (a query may match any space), so the console needs
 a key with the `cypher` scope that is bound to every space ('*'). The named reports read one
@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from api.deps import Analyst, Config, Reader, SpacePath, require_all_spaces, services
 from api.models import CypherRequest, ReportInfo, ReportList, ReportParameterInfo, ReportRequest
 from api.routes import PROBLEMS
-from graph.cypher import CypherResult, run_read_only
+from graph.guard import CypherResult, run_read_only
 from graph.reports import REPORTS, run_report
 
 router = APIRouter(prefix="/v1/spaces/{space}", tags=["analysts"], responses=PROBLEMS)
@@ -25,8 +25,7 @@ router = APIRouter(prefix="/v1/spaces/{space}", tags=["analysts"], responses=PRO
              summary="A read-only Cypher query (scope `cypher`, key bound to every space)")
 def cypher(space: SpacePath, request: Request, caller: Analyst, config: Config, body: CypherRequest) -> CypherResult:
     require_all_spaces(caller, "Cypher")
-    driver = services(request).neo4j()
-    return run_read_only(driver, body.query, {**body.params, "space": space}, database=config.neo4j_database,
+    return run_read_only(services(request).gateway, body.query, {**body.params, "space": space},
                          timeout_s=config.api_query_timeout_s)
 
 
@@ -48,5 +47,5 @@ def run(space: SpacePath, name: Annotated[str, Path(max_length=100, examples=["a
     if "space" in body.params:
         raise RequestValidationError([{"loc": ("body", "params", "space"), "type": "extra_forbidden",
                                        "msg": "the space is the path's; leave it out of params"}])
-    return run_report(services(request).neo4j(), name, {**body.params, "space": space},
-                      database=config.neo4j_database, timeout_s=config.api_query_timeout_s)
+    return run_report(services(request).gateway, name, {**body.params, "space": space},
+                      timeout_s=config.api_query_timeout_s)

@@ -33,7 +33,7 @@ def upsert_entities(space: SpacePath, request: Request, caller: Writer, memory: 
                     store: Idempotency, batch: EntityBatch, idempotency_key: IdempotencyKey = None) -> JSONResponse:
     check_at_most(("body", "entities"), len(batch.entities), config.api_max_batch)
     return store.run(request, caller.key.key_id, idempotency_key, batch,
-                     lambda: EntityList(entities=memory.upsert_entities(batch.entities)))
+                     lambda: EntityList(entities=memory.graph.upsert_entities(batch.entities)))
 
 
 @router.get("/entities", response_model=Page[Entity], summary="List entities, a page at a time")
@@ -88,7 +88,7 @@ def neighbourhood(space: SpacePath, entity_id: IdPath, caller: Reader, memory: M
 @router.post("/entities/{entity_id}/retract", response_model=EntityRetraction,
              summary="Retract an entity (soft delete: hidden from reads, kept in history)")
 def retract_entity(space: SpacePath, entity_id: IdPath, caller: Writer, memory: Memory) -> EntityRetraction:
-    counts = memory.retract_entity(entity_id)
+    counts = memory.graph.retract_entity(entity_id)
     return EntityRetraction(entity_id=entity_id, **counts)
 
 

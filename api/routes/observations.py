@@ -28,7 +28,7 @@ def add_observations(space: SpacePath, request: Request, caller: Writer, memory:
                      idempotency_key: IdempotencyKey = None) -> JSONResponse:
     check_at_most(("body", "observations"), len(batch.observations), config.api_max_batch)
     return store.run(request, caller.key.key_id, idempotency_key, batch, lambda: ObservationList(
-        observations=memory.add_observations(batch.observations, create_missing=batch.create_missing)))
+        observations=memory.graph.add_observations(batch.observations, create_missing=batch.create_missing)))
 
 
 @router.post("/observations/retract", response_model=Retracted, tags=["observations"],
@@ -36,7 +36,7 @@ def add_observations(space: SpacePath, request: Request, caller: Writer, memory:
 def retract_observations(space: SpacePath, caller: Writer, memory: Memory, config: Config,
                          body: ObservationRetraction) -> Retracted:
     check_at_most(("body", "ids"), len(body.ids), config.api_max_batch)
-    return Retracted(retracted=memory.retract_observations(body.ids))
+    return Retracted(retracted=memory.graph.retract_observations(body.ids))
 
 
 @router.post("/relations", response_model=RelationList, tags=["relations"],
@@ -45,7 +45,7 @@ def upsert_relations(space: SpacePath, request: Request, caller: Writer, memory:
                      store: Idempotency, batch: RelationBatch, idempotency_key: IdempotencyKey = None) -> JSONResponse:
     check_at_most(("body", "relations"), len(batch.relations), config.api_max_batch)
     return store.run(request, caller.key.key_id, idempotency_key, batch, lambda: RelationList(
-        relations=memory.upsert_relations(batch.relations, create_missing=batch.create_missing)))
+        relations=memory.graph.upsert_relations(batch.relations, create_missing=batch.create_missing)))
 
 
 @router.post("/relations/retract", response_model=Retracted, tags=["relations"],

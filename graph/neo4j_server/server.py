@@ -24,10 +24,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from neo4j import GraphDatabase
-from neo4j.exceptions import AuthError, DriverError, Neo4jError, ServiceUnavailable
 
-from graph.errors import Neo4jStartError, Neo4jUnavailable, PortInUse
+from graph.errors import ConfigurationError, Neo4jStartError, Neo4jUnavailable, PortInUse
+from graph.gateway import Gateway, open_driver
 from graph.neo4j_server.distribution import Distribution, DistributionResolver
 from graph.neo4j_server.java import JavaRuntime, find_java
 from graph.settings import Settings
@@ -284,8 +283,8 @@ class LocalNeo4j:
 
     def _wait_for_bolt(self, process: subprocess.Popen, state: RunState, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        auth = (self.settings.neo4j_username, self.password())
-        rejected: AuthError | None = None
+        password = self.password()
+        rejected: ConfigurationError | None = None
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise Neo4jStartError(
@@ -294,20 +293,23 @@ class LocalNeo4j:
                 )
             try:
                 # Bolt opens before the databases are online, so wait for a real query to answer. An
-                # auto-commit query fails at once; execute_query would retry for 30 s, logging warnings.
-                with GraphDatabase.driver(state.bolt_uri, auth=auth, notifications_min_severity="OFF") as driver:
-                    with driver.session(database=self.settings.neo4j_database) as session:
-                        session.run("RETURN 1").consume()
+                # auto-commit query fails at once; a managed one would retry for 30 s, logging warnings.
+                gateway = Gateway(lambda: open_driver(state.bolt_uri, self.settings.neo4j_username, password),
+                                  self.settings.neo4j_database)
+                try:
+                    gateway.run_implicit("RETURN 1")
+                finally:
+                    gateway.close()
                 return
-            except AuthError as exc:
+            except ConfigurationError as exc:
                 # Keep waiting: if another server took the port we picked, ours exits (reported above).
                 rejected = exc
                 time.sleep(0.5)
-            except (DriverError, Neo4jError, OSError):
+            except Exception:  # noqa: BLE001 - not up yet, whatever the driver says
                 time.sleep(0.5)
         if rejected is not None:
             raise Neo4jStartError(
-                f"Neo4j on {state.bolt_uri} rejected kgmem's password in {self.password_file}: {rejected.message}. "
+                f"Neo4j on {state.bolt_uri} rejected kgmem's password in {self.password_file}: {rejected}. "
                 f"If you deleted that file, also delete {self.data_dir} to start afresh"
             )
         raise Neo4jStartError(f"Neo4j did not answer on {state.bolt_uri} within {timeout:.0f}s (logs: {self.logs_dir})")
@@ -362,15 +364,15 @@ class LocalNeo4j:
 
     def server_version(self, state: RunState) -> tuple[str, str]:
         """Version and edition as the running server reports them."""
+        password = self.password()
+        gateway = Gateway(lambda: open_driver(state.bolt_uri, self.settings.neo4j_username, password))
         try:
-            with GraphDatabase.driver(state.bolt_uri, auth=(self.settings.neo4j_username, self.password())) as driver:
-                records, _, _ = driver.execute_query(
-                    "CALL dbms.components() YIELD versions, edition RETURN versions[0] AS version, edition",
-                    database_="system",
-                )
-        except (ServiceUnavailable, Neo4jError, OSError) as exc:
+            info = gateway.server_info()
+        except Exception as exc:  # noqa: BLE001 - any failure means it does not answer
             raise Neo4jUnavailable(f"the local Neo4j (pid {state.pid}) does not answer on {state.bolt_uri}: {exc}") from exc
-        return records[0]["version"], records[0]["edition"]
+        finally:
+            gateway.close()
+        return info["version"], info["edition"]
 
     def connection(self) -> tuple[str, tuple[str, str]]:
         """Bolt URI and auth of the running server, or Neo4jUnavailable telling how to start it."""

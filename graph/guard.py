@@ -30,14 +30,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from neo4j import READ_ACCESS, Driver
-from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
+from neo4j.exceptions import Neo4jError
 from neo4j.graph import Node, Path, Relationship
 from neo4j.spatial import Point
 from neo4j.time import Date, DateTime, Duration, Time
 from pydantic import BaseModel
 
-from graph.errors import CypherRefused, InvalidInput, KgmemError, Neo4jUnavailable
+from graph.errors import Conflict, CypherFailed, CypherRefused, InvalidInput, QueryTimeout
+from graph.gateway import Gateway
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MAX_ROWS = 1000
@@ -106,10 +106,6 @@ _PROCEDURE_NAME = re.compile(r"\s*([\w.]+)\s*\(")
 _FUNCTION_CALL = re.compile(r"\b([A-Za-z_]\w*)(?:\.[A-Za-z_]\w*)+\s*\(")
 
 
-class CypherFailed(KgmemError):
-    """The guard allowed the query, but Neo4j stopped it: timeout or a runtime error."""
-
-
 @dataclass(frozen=True)
 class Explained:
     """What Neo4j's plan says about a query the guard accepted."""
@@ -125,19 +121,17 @@ class CypherResult(BaseModel):
     elapsed_ms: float  # wall time, the guard's EXPLAIN included
 
 
-def check_read_only(
-    driver: Driver, query: str, params: Mapping[str, Any] | None = None, *, database: str = "neo4j"
-) -> Explained:
+def check_read_only(gateway: Gateway, query: str, params: Mapping[str, Any] | None = None) -> Explained:
     """Plan `query` with EXPLAIN and raise CypherRefused unless it is safe to run read-only."""
     if not query.strip():
         raise CypherRefused("refused: the query is empty")
+    database = gateway.database
     try:
-        with driver.session(database=database, default_access_mode=READ_ACCESS) as session:
-            summary = session.run(_EXPLAIN + query, dict(params or {})).consume()
-    except (ServiceUnavailable, SessionExpired) as exc:
-        raise Neo4jUnavailable(f"Neo4j is unreachable: {exc}") from exc
+        summary = gateway.explain(query, params)
     except Neo4jError as exc:
         raise _planning_refusal(exc) from exc
+    except (InvalidInput, Conflict) as exc:  # the gateway's reading of a value Neo4j refused while planning
+        raise _planning_refusal(exc.__cause__) from exc
 
     if summary.query_type != "r":
         doing = QUERY_TYPES.get(summary.query_type or "", f"is of query type {summary.query_type!r}")
@@ -151,11 +145,10 @@ def check_read_only(
 
 
 def run_read_only(
-    driver: Driver,
+    gateway: Gateway,
     query: str,
     params: Mapping[str, Any] | None = None,
     *,
-    database: str = "neo4j",
     timeout_s: float = DEFAULT_TIMEOUT_S,
     max_rows: int = DEFAULT_MAX_ROWS,
 ) -> CypherResult:
@@ -163,28 +156,26 @@ def run_read_only(
     if timeout_s <= 0 or max_rows < 1:  # Neo4j reads a timeout of 0 as no limit at all
         raise InvalidInput(f"timeout_s must be above 0 and max_rows at least 1, not {timeout_s} and {max_rows}")
     started = time.perf_counter()
-    check_read_only(driver, query, params, database=database)
-    rows: list[dict[str, Any]] = []
-    truncated = False
+    check_read_only(gateway, query, params)
+
+    def read(tx) -> tuple[list[str], list[dict[str, Any]], bool]:
+        columns, records = tx.records(query, params or {})
+        rows: list[dict[str, Any]] = []
+        for record in records:
+            if len(rows) == max_rows:
+                return columns, rows, True
+            rows.append({key: to_json_value(value) for key, value in record.items()})
+        return columns, rows, False
+
     try:
         # fetch_size: ask Neo4j for no more records than the cap needs, not the driver's default batch.
-        with driver.session(
-            database=database, default_access_mode=READ_ACCESS, fetch_size=max_rows + 1
-        ) as session:
-            with session.begin_transaction(timeout=timeout_s) as tx:
-                result = tx.run(query, dict(params or {}))
-                columns = list(result.keys())
-                for record in result:
-                    if len(rows) == max_rows:
-                        truncated = True
-                        break
-                    rows.append({key: to_json_value(value) for key, value in record.items()})
-    except (ServiceUnavailable, SessionExpired) as exc:
-        raise Neo4jUnavailable(f"Neo4j is unreachable: {exc}") from exc
-    except Neo4jError as exc:
-        if "TransactionTimedOut" in (exc.code or ""):
-            raise CypherFailed(f"the query ran longer than its {timeout_s:g} s time limit and was stopped") from exc
+        columns, rows, truncated = gateway.read_transaction(read, timeout=timeout_s, fetch_size=max_rows + 1)
+    except QueryTimeout as exc:
+        raise QueryTimeout(f"the query ran longer than its {timeout_s:g} s time limit and was stopped") from exc
+    except Neo4jError as exc:  # what the gateway leaves as it is: the analyst's query failed at run time
         raise CypherFailed(f"Neo4j stopped the query: {_message(exc)}") from exc
+    except (InvalidInput, Conflict) as exc:  # a value Neo4j refused at run time
+        raise CypherFailed(f"Neo4j stopped the query: {_message(exc.__cause__)}") from exc
     return CypherResult(
         columns=columns, rows=rows, truncated=truncated,
         elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
