@@ -35,8 +35,20 @@ from memory.service import SpaceMemory
 
 # Cosine of an item's vector with the task (all-MiniLM-L6-v2): related tasks score 0.5-0.8,
 # unrelated ones below 0.2.
-SIMILAR_DELEGATION_FLOOR = 0.35
 RELEVANT_KNOWLEDGE_FLOOR = 0.2
+SIMILAR_FLOOR = 0.2  # a past delegation less similar than this is never evidence
+
+# How much a past delegation counts as evidence: relative to the most similar one, so that work
+# worded unlike anything before still finds its nearest kind of work (see `_similar_work`).
+EVIDENCE_TAU = 0.1  # a delegation this much less similar than the best counts e^-1 as much
+MIN_WEIGHT = 0.05  # below this weight a delegation is not similar work
+PRF_SEEDS = 3  # the nearest delegations whose direction sharpens the task's (pseudo-relevance feedback)
+COCITED = 3  # a delegation briefed before counts as much as the mean of the best this many its brief showed
+STRONG_WEIGHT = 0.3  # counted in the evidence a brief states ("4 of 5 similar tasks succeeded")
+THIN_EVIDENCE = 1.0  # weighted finished similar tasks below which an agent's record is called thin
+RECENT_FAILURES = 20  # the latest failures are always candidates for "last time"
+LAST_TIME_WEIGHT = 0.2  # how similar a failure must be to bring its lessons to "last time"
+MAX_LAST_TIME = 3
 
 MAX_AGENTS = 5
 MAX_LESSONS = 10
@@ -49,9 +61,10 @@ RECALL_LIMIT = 50  # ten per section shown at most; 100 made briefs 25% slower f
 # The parts of a score (see the module docstring).
 W_TEXT = 0.5  # cosine with the task
 W_RECALL = 0.5  # recall's fused score, normalised by the best item of its recall
-W_LEARNED = 0.5  # times the similarity of the delegation a lesson was learned from (or an artifact produced by)
+W_LEARNED = 0.5  # times the evidence weight of the delegations a lesson was learned from (an artifact produced by)
 W_PROJECT = 0.2  # applies to / hangs off the project
-W_ROLE = 0.2  # an agent with the requested role
+W_ROLE = 0.2  # an agent with the requested role (shrinks as evidence grows)
+PRIOR_TASKS = 1.0  # an agent's success rate starts from one pseudo-task at 1/2
 LOAD_PENALTY = 0.05  # per open delegation, at most MAX_LOAD_PENALTY
 MAX_LOAD_PENALTY = 0.25
 SEVERITY = {"critical": 0.3, "high": 0.2, "medium": 0.05, "low": 0.0}
@@ -77,13 +90,20 @@ UNWIND $ids AS id
 MATCH (d:Entity {{id: id}})
 WHERE d.space = $space AND d.kind = 'Delegation' AND d.retracted_at IS NULL
 RETURN d.id AS id, d.name AS delegation_id, coalesce(d.task, d.summary) AS task, d.status AS status,
-       d.ended_at AS ended_at, d.failure_cause AS failure_cause,
+       d.ended_at AS ended_at, d.failure_cause AS failure_cause, d.shown_ids AS shown_ids,
        head(COLLECT {{ MATCH (d)-[r:DELEGATED_TO]->(a:Agent) WHERE {current('r')} AND a.retracted_at IS NULL
                       RETURN a {{.id, .name, .role}} }}) AS agent,
        head(COLLECT {{ MATCH (d)-[r:PART_OF]->(p:Project) WHERE {current('r')} AND p.retracted_at IS NULL
                       RETURN p.name }}) AS project,
        head(COLLECT {{ MATCH (d)-[:HAS_OBSERVATION]->(o:Observation) WHERE {current('o')} AND o.source = 'outcome'
                       RETURN o.text ORDER BY o.recorded_at DESC, o.id }}) AS summary
+"""
+
+# The latest failures, whatever recall found: a lesson learned a moment ago must reach the next brief.
+LATEST_FAILURES = """
+MATCH (d:Entity {space: $space, kind: 'Delegation'})
+WHERE d.status = 'failed' AND d.retracted_at IS NULL AND d.ended_at IS NOT NULL
+RETURN d.id AS id ORDER BY d.ended_at DESC LIMIT $limit
 """
 
 AGENTS_WITH_ROLE = """
@@ -132,6 +152,14 @@ RETURN l.id AS id, coalesce(l.summary, l.name) AS text, l.severity AS severity, 
                  RETURN {{id: t.id, name: t.name}} ORDER BY t.name_key }} AS applies_to
 """
 
+LESSONS_FROM = f"""
+UNWIND $delegation_ids AS did
+MATCH (l:Lesson)-[r:LEARNED_FROM]->(d:Entity {{id: did}})
+WHERE l.space = $space AND {current('r')} AND l.retracted_at IS NULL
+RETURN l.id AS id, d.id AS delegation, coalesce(l.summary, l.name) AS text, l.severity AS severity,
+       l.category AS category, l.source AS source
+"""
+
 ARTIFACTS_OF = f"""
 UNWIND $delegation_ids AS did
 MATCH (d:Entity {{id: did}})-[r:PRODUCED|DEPENDS_ON]->(x:Entity)
@@ -169,6 +197,7 @@ RETURN x {{.*}} AS props,
 @dataclass
 class BriefContent:
     recommended_agents: list[AgentRecommendation] = field(default_factory=list)
+    last_time: list[BriefLesson] = field(default_factory=list)  # also the first of `lessons`
     lessons: list[BriefLesson] = field(default_factory=list)
     similar_delegations: list[SimilarDelegation] = field(default_factory=list)
     artifacts: dict[Kind, list[BriefArtifact]] = field(default_factory=dict)
@@ -234,15 +263,16 @@ class Briefing:
         delegations, knowledge = _Found(), _Found()
         delegations.add([i for i in items if i.entity.kind == Kind.DELEGATION.value])
         knowledge.add([i for i in items if i.entity.kind != Kind.DELEGATION.value])
-        similar = self._similar_delegations(delegations)
-        similarity = {d.id: d.similarity for d in similar}
-        content = BriefContent(similar_delegations=similar[:MAX_SIMILAR])
-        content.recommended_agents = self._agents(similar)
-        content.lessons = self._lessons(knowledge, similarity)
-        content.artifacts, content.metric = self._artifacts(knowledge, similarity)
-        anchors = list(similarity) + [a.id for items in content.artifacts.values() for a in items]
+        work = self._similar_work(delegations)
+        weights = {d.id: w for d, w in work}
+        content = BriefContent(similar_delegations=[d for d, _ in work][:MAX_SIMILAR])
+        content.recommended_agents = self._agents(work)
+        content.last_time = self._last_time(work)
+        content.lessons = self._lessons(knowledge, weights, pinned=content.last_time)
+        content.artifacts, content.metric = self._artifacts(knowledge, weights)
+        anchors = list(weights) + [a.id for items in content.artifacts.values() for a in items]
         content.incidents = self._incidents(knowledge, anchors)
-        content.risks = self._risks(similar, content.incidents)
+        content.risks = self._risks([d for d, w in work if w >= STRONG_WEIGHT], content.incidents)
         return content
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -253,9 +283,11 @@ class Briefing:
         query = RecallQuery(text=self.task, limit=RECALL_LIMIT, kinds=kinds)
         return self.memory.recall(query, boosts=self.boosts).items
 
+    def _vectors(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        return {key: np.asarray(v, dtype=float) for key, v in self._index.vectors(sorted(set(keys))).items()}
+
     def _cosines(self, keys: Iterable[str]) -> dict[str, float]:
-        stored = self._index.vectors(sorted(set(keys)))
-        return {key: float(np.dot(np.asarray(vector, dtype=float), self._query)) for key, vector in stored.items()}
+        return {key: float(np.dot(vector, self._query)) for key, vector in self._vectors(keys).items()}
 
     def _relevance(self, found: _Found, ids: Iterable[str]) -> dict[str, float]:
         """Each entity's best cosine with the task, over its own vector and the observations recall matched."""
@@ -271,24 +303,67 @@ class Briefing:
     def _boost(self, item_id: str) -> float:
         return self.boosts.get(item_id, 0.0)
 
-    # -- similar delegations and agents ----------------------------------------------------------
-    def _similar_delegations(self, found: _Found) -> list[SimilarDelegation]:
-        ids = [d for d in found.of_kind(Kind.DELEGATION) if d != self.exclude_id]
-        relevance = self._relevance(found, ids)
-        similar_ids = [d for d in ids if relevance[d] >= SIMILAR_DELEGATION_FLOOR]
+    # -- similar work ---------------------------------------------------------------------------
+    def _similar_work(self, found: _Found) -> list[tuple[SimilarDelegation, float]]:
+        """Past delegations with the weight each carries as evidence for this task, heaviest first.
+
+        1. Candidates: the delegations recall found, and the latest failures whatever it found.
+        2. Similarity: each one's best cosine with the task over its task and outcome vectors.
+        3. The task's direction is sharpened by its nearest delegations (pseudo-relevance feedback):
+           a task worded unlike the history still lands among the work it is about.
+        4. Weight: exp((similarity - best) / EVIDENCE_TAU), so the nearest kind of work counts most
+           whatever the absolute cosines; below SIMILAR_FLOOR a delegation never counts.
+        5. A delegation briefed before counts at least as much as the delegations its brief showed
+           (work whose brief surfaced the same history is the same kind of work, in other words).
+        """
+        latest = [row["id"] for row in self._rows(LATEST_FAILURES, limit=RECENT_FAILURES)]
+        ids = [d for d in dict.fromkeys([*found.of_kind(Kind.DELEGATION), *latest]) if d != self.exclude_id]
+        if not ids:
+            return []
+        keys = {d: {f"ent:{d}", *found.keys.get(d, ())} for d in ids}
+        vectors = self._vectors(k for ks in keys.values() for k in ks)
+
+        def similarity(query: np.ndarray) -> dict[str, float]:
+            return {d: max((float(np.dot(vectors[k], query)) for k in ks if k in vectors), default=0.0)
+                    for d, ks in keys.items()}
+
+        direct = similarity(self._query)
+        seeds = sorted((d for d in ids if direct[d] >= SIMILAR_FLOOR), key=lambda d: -direct[d])[:PRF_SEEDS]
+        refined = direct
+        if seeds:
+            best_keys = [max((k for k in keys[d] if k in vectors), key=lambda k: float(np.dot(vectors[k], self._query)))
+                         for d in seeds]
+            pull = np.exp((np.array([direct[d] for d in seeds]) - direct[seeds[0]]) / 0.05)
+            centre = (pull[:, None] * np.array([vectors[k] for k in best_keys])).sum(axis=0)
+            query = self._query + centre / np.linalg.norm(centre)
+            refined = similarity(query / np.linalg.norm(query))
+        top = max(refined.values())
+        weight = {d: float(np.exp((refined[d] - top) / EVIDENCE_TAU)) if direct[d] >= SIMILAR_FLOOR else 0.0
+                  for d in ids}
+
+        rows = {row["id"]: row for row in self._rows(DELEGATION_DETAILS, ids=ids)}
+        for d, row in rows.items():  # co-citation: the strongest of the delegations its own brief showed
+            shown = sorted((weight[x] for x in row.get("shown_ids") or [] if x in weight), reverse=True)[:COCITED]
+            if shown:
+                weight[d] = max(weight[d], sum(shown) / COCITED)
         similar = []
-        for row in self._rows(DELEGATION_DETAILS, ids=similar_ids):
+        for d, w in weight.items():
+            if w < MIN_WEIGHT or d not in rows:
+                continue
+            row = rows[d]
             agent = row["agent"] or {}
-            similar.append(SimilarDelegation(
-                id=row["id"], delegation_id=row["delegation_id"], task=row["task"], agent=agent.get("name"),
-                status=row["status"], project=row["project"], similarity=round(relevance[row["id"]], 4),
+            self._agent_of[d] = agent
+            similar.append((SimilarDelegation(
+                id=d, delegation_id=row["delegation_id"], task=row["task"], agent=agent.get("name"),
+                status=row["status"], project=row["project"], similarity=round(direct[d], 4), weight=round(w, 4),
                 ended_at=row["ended_at"], failure_cause=row["failure_cause"], summary=row["summary"],
-            ))
-            self._agent_of[row["id"]] = agent
-        similar.sort(key=lambda d: (-(d.similarity + self._boost(d.id)), d.delegation_id))
+            ), w))
+        similar.sort(key=lambda pair: (-(pair[1] + self._boost(pair[0].id)), pair[0].delegation_id))
         return similar
 
-    def _agents(self, similar: list[SimilarDelegation]) -> list[AgentRecommendation]:
+    def _agents(self, work: list[tuple[SimilarDelegation, float]]) -> list[AgentRecommendation]:
+        """Agents by their success on similar work, weighted by how similar it is and shrunk towards 1/2
+        while the evidence is thin; the requested role and the current load matter less as evidence grows."""
         stats: dict[str, dict[str, Any]] = {}
 
         def entry(agent: dict[str, Any]) -> dict[str, Any]:
@@ -297,21 +372,22 @@ class Briefing:
                 "weighted_ended": 0.0, "last_success": None,
             })
 
-        for d in similar:
+        for d, w in work:
             agent = self._agent_of.get(d.id) or {}
             if not agent.get("id"):
                 continue
             s = entry(agent)
-            s["similar"] += 1
+            strong = w >= STRONG_WEIGHT
+            s["similar"] += strong
             if d.status in ("succeeded", "failed"):
-                s["weighted_ended"] += d.similarity
+                s["weighted_ended"] += w
             if d.status == "succeeded":
-                s["succeeded"] += 1
-                s["weighted_success"] += d.similarity
+                s["succeeded"] += strong
+                s["weighted_success"] += w
                 if d.ended_at and (s["last_success"] is None or d.ended_at > s["last_success"]):
                     s["last_success"] = d.ended_at
             elif d.status == "failed":
-                s["failed"] += 1
+                s["failed"] += strong
         role_key = normalise_name(self.agent_role) if self.agent_role else None
         if role_key:
             for row in self._rows(AGENTS_WITH_ROLE, role=role_key):
@@ -324,39 +400,71 @@ class Briefing:
         for agent_id, s in stats.items():
             agent = s["agent"]
             role_match = bool(role_key and agent.get("role") and normalise_name(agent["role"]) == role_key)
+            evidence = s["weighted_ended"]
+            score = (s["weighted_success"] + 0.5 * PRIOR_TASKS) / (evidence + PRIOR_TASKS)
+            secondary = (W_ROLE if role_match else 0.0) - min(MAX_LOAD_PENALTY, LOAD_PENALTY * load.get(agent_id, 0))
+            score += secondary / (1.0 + evidence)  # evidence, when there is some, outweighs role and load
             ended = s["succeeded"] + s["failed"]
-            score = (s["weighted_success"] + 0.5) / (s["weighted_ended"] + 1.0)  # success, smoothed towards 1/2
-            score += W_ROLE if role_match else 0.0
-            score -= min(MAX_LOAD_PENALTY, LOAD_PENALTY * load.get(agent_id, 0))
             ranked.append(AgentRecommendation(
                 agent=agent["name"], agent_id=agent_id, role=agent.get("role"), score=round(score, 4),
                 similar_tasks=s["similar"], succeeded=s["succeeded"], failed=s["failed"],
                 success_rate=round(s["succeeded"] / ended, 4) if ended else None, last_success_at=s["last_success"],
-                load=load.get(agent_id, 0), role_match=role_match,
+                load=load.get(agent_id, 0), role_match=role_match, evidence_weight=round(evidence, 3),
+                evidence=_evidence(s["succeeded"], s["failed"], s["similar"], evidence, role_match),
             ))
         ranked.sort(key=lambda a: (-a.score, a.agent.casefold()))
         return ranked[:MAX_AGENTS]
 
     # -- lessons --------------------------------------------------------------------------------
-    def _lessons(self, found: _Found, similarity: dict[str, float]) -> list[BriefLesson]:
-        near = [row["id"] for row in self._rows(LESSONS_NEAR, delegation_ids=list(similarity), project_id=self.project_id)]
-        ids = list(dict.fromkeys(found.of_kind(Kind.LESSON) + near))
-        if not ids:
+    def _last_time(self, work: list[tuple[SimilarDelegation, float]]) -> list[BriefLesson]:
+        """The lessons of the latest failures on similar work, newest first: what the last attempt learned."""
+        failures = sorted((d for d, w in work if d.status == "failed" and w >= LAST_TIME_WEIGHT and d.ended_at),
+                          key=lambda d: d.ended_at, reverse=True)
+        if not failures:
             return []
+        rows = self._rows(LESSONS_FROM, delegation_ids=[d.id for d in failures[:MAX_LAST_TIME]])
+        order = {d.id: i for i, d in enumerate(failures)}
+        chosen: list[BriefLesson] = []
+        for row in sorted(rows, key=lambda r: (order[r["delegation"]], -SEVERITY.get(r["severity"] or "", 0.0))):
+            if len(chosen) == MAX_LAST_TIME or any(x.id == row["id"] for x in chosen):
+                continue
+            source = next(d for d in failures if d.id == row["delegation"])
+            when = source.ended_at.date().isoformat() if source.ended_at else "recently"
+            chosen.append(BriefLesson(
+                id=row["id"], text=row["text"], score=0.0, severity=row["severity"], category=row["category"],
+                source=row["source"], feedback=self.feedback.get(row["id"], 0),
+                reasons=[f"last time: learned when similar task {source.delegation_id} failed ({when})"],
+                learned_from=[LessonSource(delegation_id=source.delegation_id, task=source.task, status=source.status,
+                                           agent=source.agent)],
+            ))
+        return chosen
+
+    def _lessons(self, found: _Found, weights: dict[str, float], *, pinned: list[BriefLesson]) -> list[BriefLesson]:
+        """`pinned` (last time) first; then lessons by the evidence of the similar work they were learned
+        from, their similarity to the task, their project, severity and feedback."""
+        near = [row["id"] for row in self._rows(LESSONS_NEAR, delegation_ids=list(weights), project_id=self.project_id)]
+        ids = list(dict.fromkeys(found.of_kind(Kind.LESSON) + near))
+        pinned_ids = {x.id for x in pinned}
+        ids = [i for i in ids if i not in pinned_ids]
+        if not ids:
+            return list(pinned)
         relevance = self._relevance(found, ids)
         lessons = []
         for row in self._rows(LESSON_DETAILS, ids=ids):
             lesson_id = row["id"]
             reasons, score = [], 0.0
+            sources = [s for s in row["learned_from"] if weights.get(s["id"], 0.0) >= MIN_WEIGHT]
+            if sources:
+                evidence = sum(weights[s["id"]] for s in sources)
+                score += W_LEARNED * evidence
+                best = max(sources, key=lambda s: weights[s["id"]])
+                times = f" and {len(sources) - 1} more" if len(sources) > 1 else ""
+                reasons.append(f"learned from similar delegation {best['delegation_id']} ({best['status'] or 'open'})"
+                               f"{times}")
             text_relevant = relevance.get(lesson_id, 0.0) >= RELEVANT_KNOWLEDGE_FLOOR or lesson_id in found.named
             if text_relevant:
                 score += W_TEXT * relevance[lesson_id] + W_RECALL * found.score.get(lesson_id, 0.0)
                 reasons.append("similar to the task")
-            sources = [s for s in row["learned_from"] if s["id"] in similarity]
-            if sources:
-                best = max(sources, key=lambda s: similarity[s["id"]])
-                score += W_LEARNED * similarity[best["id"]]
-                reasons.append(f"learned from similar delegation {best['delegation_id']} ({best['status'] or 'open'})")
             if self.project_id and any(t["id"] == self.project_id for t in row["applies_to"]):
                 score += W_PROJECT
                 reasons.append("applies to the project")
@@ -375,14 +483,14 @@ class Briefing:
                 applies_to=[t["name"] for t in row["applies_to"]],
             ))
         lessons.sort(key=lambda x: (-x.score, x.text))
-        return lessons[:MAX_LESSONS]
+        return [*pinned, *lessons][:MAX_LESSONS]
 
     # -- artifacts ------------------------------------------------------------------------------
-    def _artifacts(self, found: _Found, similarity: dict[str, float]) -> tuple[dict[Kind, list[BriefArtifact]], str | None]:
+    def _artifacts(self, found: _Found, weights: dict[str, float]) -> tuple[dict[Kind, list[BriefArtifact]], str | None]:
         kinds = [k.value for k in ARTIFACT_KINDS]
         producers: dict[str, float] = {}
-        for row in self._rows(ARTIFACTS_OF, delegation_ids=list(similarity), kinds=kinds):
-            producers[row["id"]] = max(producers.get(row["id"], 0.0), similarity[row["delegation"]])
+        for row in self._rows(ARTIFACTS_OF, delegation_ids=list(weights), kinds=kinds):
+            producers[row["id"]] = max(producers.get(row["id"], 0.0), weights[row["delegation"]])
         by_project = {row["id"] for row in self._rows(NEAR_PROJECT, project_id=self.project_id, kinds=kinds)} \
             if self.project_id else set()
         ids = list(dict.fromkeys(found.of_kind(*ARTIFACT_KINDS) + list(producers) + sorted(by_project)))
@@ -461,6 +569,19 @@ class Briefing:
                 risks.append(Risk(text=f"Open {incident.severity} incident: {incident.name}", source_id=incident.id,
                                   kind="open_incident"))
         return risks[:MAX_RISKS]
+
+
+def _evidence(succeeded: int, failed: int, similar: int, weight: float, role_match: bool) -> str:
+    """What an agent's recommendation rests on, in words."""
+    if succeeded + failed:
+        said = f"{succeeded} of {succeeded + failed} similar tasks succeeded"
+    elif similar:
+        said = f"{similar} similar task{'s' if similar != 1 else ''}, none finished"
+    else:
+        said = "no closely similar tasks"
+    if weight < THIN_EVIDENCE:
+        said += "; thin evidence" + (", recommended for the requested role" if role_match else "")
+    return said
 
 
 def _prefixed(props: dict[str, Any], prefix: str, *, numbers: bool = False) -> dict[str, Any]:

@@ -76,6 +76,9 @@ class AgentRecommendation(BaseModel):
     last_success_at: datetime | None = Field(description="When the agent last succeeded at a similar task")
     load: int = Field(description="Delegations currently planned or running for this agent")
     role_match: bool = Field(description="The agent has the requested role")
+    evidence: str = Field("", description="What the recommendation rests on, e.g. '4 of 5 similar tasks succeeded'")
+    evidence_weight: float = Field(0.0, description=(
+        "Finished similar tasks, each weighted by its similarity; below 1 the evidence is thin"))
 
 
 class LessonSource(BaseModel):
@@ -106,6 +109,8 @@ class SimilarDelegation(BaseModel):
     status: str | None = None
     project: str | None = None
     similarity: float = Field(description="Cosine similarity of its task or outcome to this task")
+    weight: float = Field(1.0, description=(
+        "How much it counts as evidence for this task, relative to the most similar delegation (1)"))
     ended_at: datetime | None = None
     failure_cause: str | None = None
     summary: str | None = Field(default=None, description="Its latest outcome summary")
@@ -151,6 +156,8 @@ class Brief(BaseModel):
     project: str | None = None
     agent_role: str | None = None
     recommended_agents: list[AgentRecommendation] = Field(default_factory=list)
+    last_time: list[BriefLesson] = Field(default_factory=list, description=(
+        "What the latest failures on similar work taught, newest first; they also lead `lessons`"))
     lessons: list[BriefLesson] = Field(default_factory=list)
     similar_delegations: list[SimilarDelegation] = Field(default_factory=list)
     models: list[BriefArtifact] = Field(default_factory=list)
@@ -186,12 +193,7 @@ def _number(value: float) -> str:
 
 def _agent_line(a: AgentRecommendation) -> str:
     role = f" ({a.role})" if a.role else ""
-    if a.succeeded + a.failed:
-        record = f"{a.succeeded} of {a.succeeded + a.failed} similar tasks succeeded ({a.success_rate:.0%})"
-    elif a.similar_tasks:
-        record = f"{a.similar_tasks} similar tasks, none finished"
-    else:
-        record = "no similar tasks yet"
+    record = a.evidence or "no similar tasks yet"
     last = f", last success {_day(a.last_success_at)}" if a.last_success_at else ""
     return f"- **{a.agent}**{role}: {record}{last}; {a.load} open now"
 
@@ -235,8 +237,10 @@ def _incident_line(i: BriefIncident) -> str:
 def _sections(brief: Brief) -> list[tuple[str, list[str]]]:
     """Headings with their lines, most important section first; each list is best first."""
     artifacts = [*brief.model_versions, *brief.models, *brief.experiments, *brief.features, *brief.datasets]
+    pinned = {x.id for x in brief.last_time}
     return [
-        ("Lessons", [_lesson_line(x) for x in brief.lessons]),
+        ("Last time on similar work", [_lesson_line(x) for x in brief.last_time]),
+        ("Lessons", [_lesson_line(x) for x in brief.lessons if x.id not in pinned]),
         ("Recommended agents", [_agent_line(x) for x in brief.recommended_agents]),
         ("Risks", [f"- {_clip(r.text, 200)}" for r in brief.risks]),
         ("Open incidents", [_incident_line(x) for x in brief.incidents]),

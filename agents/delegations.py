@@ -272,7 +272,7 @@ class Delegations:
         brief = Brief(
             delegation_id=name, entity_id=entity_id, created=created, status=status, task=request.task,
             project=project[1] if project else None, agent_role=role,
-            recommended_agents=content.recommended_agents, lessons=content.lessons,
+            recommended_agents=content.recommended_agents, last_time=content.last_time, lessons=content.lessons,
             similar_delegations=content.similar_delegations,
             models=content.artifacts.get(Kind.MODEL, []), model_versions=content.artifacts.get(Kind.MODEL_VERSION, []),
             features=content.artifacts.get(Kind.FEATURE, []), experiments=content.artifacts.get(Kind.EXPERIMENT, []),

@@ -226,9 +226,10 @@ class Gateway:
         return gateway
 
     # -- plumbing --
-    def observe(self, observer: Observer) -> None:
-        """Call `observer(operation, seconds)` after every call (metrics)."""
+    def observe(self, observer: Observer) -> Callable[[], None]:
+        """Call `observer(operation, seconds)` after every call (metrics). Returns what stops it."""
         self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
 
     def _open(self) -> Driver:
         driver = self._driver

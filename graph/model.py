@@ -224,10 +224,20 @@ class ObservationIn(BaseModel):
     entity: EntityRef
     text: Text
     valid_from: UtcDatetime | None = Field(default=None, description="When it became true; default now")
+    undated: bool = Field(default=False, description=(
+        "Its source gives no readable time: it is stored without valid_from (not as now), placed by `seq`, "
+        "and left out of as_of reads"))
     ref: str | None = Field(default=None, max_length=200, description="The source's own id for it, e.g. a message id")
     seq: int | None = Field(default=None, ge=0, description="Position in its source, for ordered sources like conversations")
     supersedes: str | None = Field(default=None, description="Id of an observation this one replaces")
     provenance: Provenance = Field(default_factory=Provenance)
+
+
+    @model_validator(mode="after")
+    def _a_date_or_none(self) -> ObservationIn:
+        if self.undated and self.valid_from is not None:
+            raise ValueError("an undated observation has no valid_from: give one or the other")
+        return self
 
 
 class RelationIn(BaseModel):
@@ -273,7 +283,7 @@ class Observation(BaseModel):
     space: str
     entity_id: str
     text: str
-    valid_from: datetime
+    valid_from: datetime | None = Field(description="When it became true; null for an undated observation")
     valid_to: datetime | None = None
     recorded_at: datetime
     retracted_at: datetime | None = None

@@ -45,7 +45,7 @@ def observation(props: dict[str, Any]) -> Observation:
     props = native(props)
     return Observation(
         id=props["id"], space=props["space"], entity_id=props["entity_id"], text=props["text"],
-        valid_from=props["valid_from"], valid_to=props.get("valid_to"), recorded_at=props["recorded_at"],
+        valid_from=props.get("valid_from"), valid_to=props.get("valid_to"), recorded_at=props["recorded_at"],
         retracted_at=props.get("retracted_at"), vector_status=props.get("vector_status", "pending"),
         ref=props.get("ref"), seq=props.get("seq"), provenance=provenance(props),
     )

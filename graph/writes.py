@@ -201,7 +201,7 @@ UNWIND $rows AS row
 MATCH (e:Entity {id: row.entity_id})
 MERGE (o:Observation {space: $space, current_key: row.key})
 ON CREATE SET o.id = row.id, o.entity_id = row.entity_id, o.text = row.text,
-              o.search_text = row.date_text + '. ' + e.name + ': ' + row.text,
+              o.search_text = CASE row.date_text WHEN '' THEN '' ELSE row.date_text + '. ' END + e.name + ': ' + row.text,
               o.valid_from = row.valid_from, o.recorded_at = $now, o.vector_status = 'pending', o.pending_since = $now,
               o.source = row.source, o.agent = row.agent, o.delegation_id = row.delegation_id,
               o.ref = row.ref, o.seq = row.seq
@@ -240,9 +240,9 @@ def _add_observations(
     entity_ids = _resolve_refs(tx, space, [o.entity for o in observations], at, create_missing=create_missing)
     rows = []
     for o, entity_id in zip(observations, entity_ids):
-        valid_from = o.valid_from or at
+        valid_from = None if o.undated else o.valid_from or at
         rows.append({"id": str(uuid.uuid4()), "entity_id": entity_id, "key": observation_key(entity_id, o.text, o.ref),
-                     "text": o.text, "date_text": date_text(valid_from), "valid_from": valid_from,
+                     "text": o.text, "date_text": date_text(valid_from) if valid_from else "", "valid_from": valid_from,
                      "supersedes": o.supersedes, "ref": o.ref, "seq": o.seq, **o.provenance.model_dump()})
     written = tx.rows(ADD_OBSERVATIONS, rows=rows, space=space, now=at)
     result = [records.observation(row["observation"]) for row in written]

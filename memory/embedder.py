@@ -20,8 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from graph.errors import ConfigurationError
 from graph.settings import Settings
+from memory.passages import PassageSplitter
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -88,6 +91,13 @@ def _packaged_copy(name: str) -> str | None:
     return str(path) if (path / "modules.json").exists() else None
 
 
+def mean_direction(vectors: Sequence[Sequence[float]]) -> list[float]:
+    """The normalised mean of unit vectors: one direction for several texts without encoding them together."""
+    total = np.sum(np.asarray(vectors, dtype=np.float32), axis=0)
+    norm = float(np.linalg.norm(total))
+    return (total / norm if norm > 0 else total).tolist()
+
+
 class Embedder:
     """Normalised sentence embeddings in batches, loaded once, with a content-hash cache."""
 
@@ -96,6 +106,7 @@ class Embedder:
         self.device = settings.embedding_device
         self.omp_wait_policy = settings.omp_wait_policy
         self._observers: list[Observer] = []
+        self._splitter: PassageSplitter | None = None
         self.batch_size = batch_size
         self._model: SentenceTransformer | None = None
         self._load_lock = threading.Lock()
@@ -103,9 +114,10 @@ class Embedder:
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
 
-    def observe(self, observer: Observer) -> None:
-        """Call `observer("embed", seconds)` after every `embed` (metrics)."""
+    def observe(self, observer: Observer) -> Callable[[], None]:
+        """Call `observer("embed", seconds)` after every `embed` (metrics). Returns what stops it."""
         self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
 
     @property
     def name(self) -> str:
@@ -142,8 +154,21 @@ class Embedder:
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(getter())
 
+    @property
+    def window_tokens(self) -> int:
+        """How many word pieces the model reads of a text; it drops the rest (memory/passages.py)."""
+        return int(self.load().max_seq_length)
+
+    def splitter(self) -> PassageSplitter:
+        """Splits texts into passages this model reads whole."""
+        if self._splitter is None:
+            model = self.load()
+            self._splitter = PassageSplitter(model.tokenizer.backend_tokenizer, self.window_tokens)
+        return self._splitter
+
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """One normalised vector per text; identical texts are encoded once."""
+        """One normalised vector per text; identical texts are encoded once. A text longer than the model's
+        window is read only in part: split it first (`splitter()`)."""
         started = time.perf_counter()
         try:
             return self._embed(texts)
@@ -172,6 +197,17 @@ class Embedder:
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
         return [known[key] for key in keys]
+
+    def embed_whole(self, texts: Sequence[str]) -> list[list[float]]:
+        """One vector per text however long: a text longer than the model reads is the mean direction of its
+        passages' vectors (for a store that keeps one vector per text, like mem0's)."""
+        split = [[p.text for p in self.splitter().split(text)] for text in texts]
+        vectors = iter(self.embed([passage for passages in split for passage in passages]))
+        whole = []
+        for passages in split:
+            parts = [next(vectors) for _ in passages]
+            whole.append(parts[0] if len(parts) == 1 else mean_direction(parts))
+        return whole
 
     def clear_cache(self) -> None:
         """Forget every cached vector (benchmarks time encoding from cold)."""

@@ -263,10 +263,10 @@ def _embedding_adapter(embedder: Embedder):
             self.embedder = embedder
 
         def embed(self, text, memory_action=None):
-            return self.embedder.embed_one(text)
+            return self.embedder.embed_whole([text])[0]
 
         def embed_batch(self, texts, memory_action="add"):
-            return self.embedder.embed(list(texts))
+            return self.embedder.embed_whole(list(texts))
 
     return KgmemEmbedding()
 

@@ -57,11 +57,22 @@ def connection_failure(exc: BaseException) -> bool:
     return False
 
 
+def passage_id(item: str, passage: int) -> str:
+    """The vector id of an item's passage: the item's own key ("obs:<id>") for the first, then "#<n>"."""
+    return item if passage == 0 else f"{item}#{passage}"
+
+
+def item_of(vector_id: str) -> tuple[str, int]:
+    """("obs:<id>", passage) of a vector id such as "obs:<id>#3"."""
+    item, _, passage = vector_id.partition("#")
+    return item, int(passage) if passage.isdigit() else 0
+
+
 @dataclass(frozen=True)
 class VectorItem:
-    id: str  # "obs:<id>", "ent:<id>", "mem:<id>"
+    id: str  # "obs:<id>", "ent:<id>", "win:<id>", a passage after the first: "obs:<id>#<n>"
     space: str
-    type: str  # observation, entity, memory
+    type: str  # observation, entity, window
     text: str
     entity_id: str
     kind: str
@@ -70,13 +81,17 @@ class VectorItem:
     agent: str = ""
     delegation_id: str = ""
     project_id: str = ""
+    item: str = ""  # the item every passage (and window) of it points back to: "obs:<id>", "ent:<id>"
+    start: int = 0  # the passage's character offsets in the item's text
+    end: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
         return {
             "space": self.space, "type": self.type, "entity_id": self.entity_id, "kind": self.kind,
             "valid_from": self.valid_from, "valid_to": self.valid_to, "agent": self.agent,
-            "delegation_id": self.delegation_id, "project_id": self.project_id, **self.extra,
+            "delegation_id": self.delegation_id, "project_id": self.project_id,
+            "item": self.item or item_of(self.id)[0], "start": self.start, "end": self.end, **self.extra,
         }
 
 
@@ -110,9 +125,10 @@ class VectorIndex:
         self._observers: list[Observer] = []
         self.collection = self._open()
 
-    def observe(self, observer: Observer) -> None:
-        """Call `observer(operation, seconds)` after every call to Chroma (metrics)."""
+    def observe(self, observer: Observer) -> Callable[[], None]:
+        """Call `observer(operation, seconds)` after every call to Chroma (metrics). Returns what stops it."""
         self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
 
     @contextmanager
     def _call(self, operation: str) -> Iterator[None]:
@@ -161,6 +177,28 @@ class VectorIndex:
         if ids:
             with self._call("delete"):
                 self.collection.delete(ids=list(ids))
+
+    def delete_items(self, items: Sequence[str]) -> None:
+        """Every vector of these items ("obs:<id>", "ent:<id>"): all their passages and windows."""
+        if items:
+            with self._call("delete"):
+                self.collection.delete(where={"item": {"$in": list(items)}})
+
+    def best_passages(self, vector: Sequence[float], items: Sequence[str], k: int) -> dict[str, tuple[str, float, int, int]]:
+        """For items of several passages: item -> (vector id, cosine, start, end) of its passage nearest to
+        `vector`, among the `k` nearest passages of all of them (an item none of those belong to is absent)."""
+        if not items:
+            return {}
+        with self._call("query"):
+            found = self.collection.query(query_embeddings=[list(vector)], n_results=k,
+                                          where={"$and": [{"item": {"$in": list(items)}}, {"type": {"$ne": "window"}}]},
+                                          include=["distances", "metadatas"])
+        best: dict[str, tuple[str, float, int, int]] = {}
+        for vector_id, distance, meta in zip(found["ids"][0], found["distances"][0], found["metadatas"][0]):
+            item = (meta or {}).get("item") or item_of(vector_id)[0]
+            if item not in best:  # nearest first
+                best[item] = (vector_id, 1.0 - distance, int(meta.get("start") or 0), int(meta.get("end") or 0))
+        return best
 
     def delete_space(self, space: str) -> None:
         """Every vector of one tenant."""

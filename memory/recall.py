@@ -38,7 +38,7 @@ from graph.model import Provenance
 from graph.reads import GraphReader, entity_visible, fact_visible
 from graph.vocabulary import Kind
 from memory.embedder import Embedder
-from memory.index import VectorIndex
+from memory.index import VectorIndex, item_of
 from memory.rerank import Reranker
 
 ItemType = Literal["observation", "entity"]
@@ -72,6 +72,9 @@ VECTOR_CHANNEL_TYPES = {"vector": ["observation", "entity"], "vector_window": ["
 VECTOR_CHANNELS = tuple(VECTOR_CHANNEL_TYPES)
 VECTOR_ID_TYPES = {"obs": ("vector", "observation"), "ent": ("vector", "entity"), "win": ("vector_window", "observation")}
 VECTOR_OVERSAMPLE = 3  # bare kNN ids fetched per wanted hit, so that filtering still leaves enough
+# Candidates carry the start of their text only (the time boost and the reranker read it); the final items come whole.
+TEXT_SHIPPED = 4000
+MAX_PASSAGES_RESCORED = 200  # nearest passages asked for when rescoring the candidates of several passages
 
 
 class RecallConfig(BaseModel):
@@ -129,6 +132,9 @@ class RecallItem(BaseModel):
     valid_to: datetime | None = None
     recorded_at: datetime | None = None
     provenance: Provenance = Field(default_factory=Provenance)
+    highlight: str | None = Field(None, description=(
+        "For a text longer than the embedding model reads at once: the passage of it that matched best "
+        "(`text` is the whole of it)"))
 
 
 class RecallResult(BaseModel):
@@ -143,12 +149,14 @@ class RecallResult(BaseModel):
 # Candidates travel as a few flat columns without datetimes: decoding whole rows (and above all
 # their temporal values) cost more than the index lookups. Only the final items are fetched whole.
 def _observation_columns(o: str, e: str) -> str:
-    return (f"{o}.id AS id, {o}.text AS text, {o}.valid_from.epochMillis AS began, "
+    return (f"{o}.id AS id, left({o}.text, {TEXT_SHIPPED}) AS text, {o}.valid_from.epochMillis AS began, "
+            f"coalesce({o}.passages, 1) AS passages, "
             f"{e}.id AS entity_id, {e}.name AS entity_name, {e}.kind AS entity_kind, {e}.entity_type AS entity_type")
 
 
 def _entity_columns(e: str) -> str:
-    return (f"{e}.id AS id, coalesce({e}.summary, {e}.name) AS text, {e}.created_at.epochMillis AS began, "
+    return (f"{e}.id AS id, left(coalesce({e}.summary, {e}.name), {TEXT_SHIPPED}) AS text, "
+            f"{e}.created_at.epochMillis AS began, coalesce({e}.passages, 1) AS passages, "
             f"{e}.id AS entity_id, {e}.name AS entity_name, {e}.kind AS entity_kind, {e}.entity_type AS entity_type")
 
 
@@ -260,14 +268,14 @@ def keyword_terms(text: str, *, drop_stopwords: bool) -> str:
 
 
 def _vector_ref(vector_id: str) -> tuple[str | None, str | None, str]:
-    """(channel, item type, item id) of a Chroma id such as "win:<observation id>"."""
-    prefix, _, item_id = vector_id.partition(":")
+    """(channel, item type, item id) of a Chroma id such as "win:<observation id>" or a passage's "obs:<id>#2"."""
+    prefix, _, item_id = item_of(vector_id)[0].partition(":")
     channel, item_type = VECTOR_ID_TYPES.get(prefix, (None, None))
     return channel, item_type, item_id
 
 
 class _Candidate:
-    __slots__ = ("key", "type", "id", "text", "began", "entity", "scores", "channels")
+    __slots__ = ("key", "type", "id", "text", "began", "entity", "scores", "channels", "passages", "passage")
 
     def __init__(self, key: str, item_type: ItemType, row: dict[str, Any]) -> None:
         self.key = key
@@ -279,6 +287,8 @@ class _Candidate:
                        "entity_type": row.get("entity_type") or row["entity_kind"]}
         self.scores: dict[str, float] = {}
         self.channels: list[str] = []
+        self.passages: int = row.get("passages") or 1
+        self.passage: tuple[int, int] | None = None  # the best passage's offsets, for an item of several
 
     def hit(self, channel: str, score: float) -> None:
         self.scores[channel] = max(self.scores.get(channel, float("-inf")), score)
@@ -464,6 +474,20 @@ class Recall:
             window_key = f"win:{candidate.id}"
             if candidate.type == "observation" and window_key in similarity:
                 candidate.scores["vector_window"] = similarity[window_key]
+        self._best_passages(vector, pool)
+
+    def _best_passages(self, vector: list[float], pool: dict[str, _Candidate]) -> None:
+        """A text of several passages scores as its best passage, which becomes the hit's highlight."""
+        long = {c.key: c for c in pool.values() if c.passages > 1}
+        if not long:
+            return
+        wanted = min(sum(c.passages for c in long.values()), MAX_PASSAGES_RESCORED)
+        for item, (_, similarity, start, end) in self.index.best_passages(vector, list(long), wanted).items():
+            candidate = long.get(item)
+            if candidate is None:
+                continue
+            candidate.passage = (start, end)
+            candidate.scores["vector"] = max(similarity, candidate.scores.get("vector", similarity))
 
     # -- fusion ------------------------------------------------------------------------------------
     def _fuse(self, query: RecallQuery, cfg: RecallConfig, pool: dict[str, _Candidate], named: set[str],
@@ -533,7 +557,8 @@ class Recall:
     def _result(c: _Candidate, props: dict[str, Any]) -> RecallItem:
         text = props["text"] if c.type == "observation" else (props.get("summary") or props.get("name") or "")
         return RecallItem(
-            id=c.id, type=c.type, text=text, score=round(c.scores["fused"], 6), channels=c.channels,
+            id=c.id, type=c.type, text=text, highlight=text[c.passage[0]:c.passage[1]] if c.passage else None,
+            score=round(c.scores["fused"], 6), channels=c.channels,
             entity=EntityBrief(**c.entity), ref=props.get("ref"),
             valid_from=props.get("valid_from") or props.get("created_at"), valid_to=props.get("valid_to"),
             recorded_at=props.get("recorded_at") or props.get("created_at"), provenance=records.provenance(props),

@@ -104,11 +104,11 @@ class SpaceMemory:
         return self._drop_vectors(self.graph.purge_entity(entity_id))
 
     def _drop_vectors(self, report: PurgeReport) -> PurgeReport:
-        """A hard delete leaves nothing in Neo4j for the sync to see, so its vectors go here: the
-        entity's, and each observation's own and its window's."""
-        observations = report.observation_ids
-        self.service.index.delete([f"ent:{report.entity_id}", *(f"obs:{i}" for i in observations),
-                                   *(f"win:{i}" for i in observations)])
+        """A hard delete leaves nothing in Neo4j for the sync to see, so its vectors go here: every passage
+        of the entity and of each of its observations, and each observation's window."""
+        items = [f"ent:{report.entity_id}", *(f"obs:{i}" for i in report.observation_ids)]
+        self.service.index.delete_items(items)
+        self.service.index.delete([*items, *(f"win:{i}" for i in report.observation_ids)])  # vectors of kgmem < 0.2
         return report
 
     def reindex(self) -> ReconcileReport:

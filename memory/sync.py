@@ -18,18 +18,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 
 from graph.gateway import Gateway
 from graph.writes import CONTEXT_WINDOW
-from memory.embedder import Embedder
-from memory.index import OPEN_END, VectorIndex, VectorItem, timestamp
+from memory.embedder import Embedder, mean_direction
+from memory.index import OPEN_END, VectorIndex, VectorItem, item_of, passage_id, timestamp
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int | None], None]  # (done, total or None)
 BATCH = 256
 VECTOR_WINDOW = 1  # neighbours on each side in a message's window vector; keyword context uses CONTEXT_WINDOW
+# A message's neighbours enter its context (keyword index and window vector) by their first this many
+# characters: the context is a search aid around the message; each message's whole text is indexed itself.
+LINE_CHARS = 2000
 
 _PROJECT_OF = """
 CALL (e) {
@@ -50,12 +52,12 @@ CALL (o) {{
   WHERE o.seq IS NOT NULL AND n.seq >= o.seq - $window AND n.seq <= o.seq + $window AND n.retracted_at IS NULL
   OPTIONAL MATCH (speaker:Entity)-[:HAS_OBSERVATION]->(n)
   WITH n, speaker ORDER BY n.seq
-  RETURN collect({{seq: n.seq, line: speaker.name + ': ' + n.text}}) AS neighbours
+  RETURN collect({{seq: n.seq, line: speaker.name + ': ' + left(n.text, $line_chars)}}) AS neighbours
 }}
 RETURN o.id AS id, o.space AS space, o.text AS text, o.seq AS seq, o.valid_from AS valid_from, o.valid_to AS valid_to,
        o.retracted_at AS retracted_at, toString(o.pending_since) AS pending_since, o.agent AS agent,
        o.delegation_id AS delegation_id, e.id AS entity_id, e.name AS entity_name, e.kind AS kind, project_id,
-       neighbours
+       neighbours, coalesce(o.passages, 1) AS passages
 """
 
 PENDING_ENTITIES = f"""
@@ -66,14 +68,14 @@ WITH e ORDER BY e.pending_since LIMIT $limit
 RETURN e.id AS id, e.space AS space, e.name AS name, e.entity_type AS entity_type, e.aliases AS aliases,
        e.summary AS summary, e.created_at AS valid_from, e.retracted_at AS retracted_at,
        toString(e.pending_since) AS pending_since, e.agent AS agent, e.delegation_id AS delegation_id,
-       e.id AS entity_id, e.kind AS kind, project_id
+       e.id AS entity_id, e.kind AS kind, project_id, coalesce(e.passages, 1) AS passages
 """
 
 MARK_OBSERVATIONS_INDEXED = """
 UNWIND $done AS d
 MATCH (o:Observation {id: d.id})
 WHERE toString(o.pending_since) = d.since
-SET o.vector_status = 'indexed', o.context = d.context
+SET o.vector_status = 'indexed', o.context = d.context, o.passages = d.passages
 REMOVE o.pending_since
 """
 
@@ -81,20 +83,20 @@ MARK_ENTITIES_INDEXED = """
 UNWIND $done AS d
 MATCH (e:Entity {id: d.id})
 WHERE toString(e.pending_since) = d.since
-SET e.vector_status = 'indexed'
+SET e.vector_status = 'indexed', e.passages = d.passages
 REMOVE e.pending_since
 """
 
 INDEXED_OBSERVATION_IDS = """
 MATCH (o:Observation {vector_status: 'indexed'})
 WHERE o.retracted_at IS NULL AND o.id > $after AND ($space IS NULL OR o.space = $space)
-RETURN o.id AS id ORDER BY o.id LIMIT $limit
+RETURN o.id AS id, coalesce(o.passages, 1) AS passages, o.seq IS NOT NULL AS windowed ORDER BY o.id LIMIT $limit
 """
 
 INDEXED_ENTITY_IDS = """
 MATCH (e:Entity {vector_status: 'indexed'})
 WHERE e.retracted_at IS NULL AND e.id > $after AND ($space IS NULL OR e.space = $space)
-RETURN e.id AS id ORDER BY e.id LIMIT $limit
+RETURN e.id AS id, coalesce(e.passages, 1) AS passages, false AS windowed ORDER BY e.id LIMIT $limit
 """
 
 MARK_OBSERVATIONS_PENDING = """
@@ -109,8 +111,14 @@ MATCH (e:Entity {id: id})
 SET e.vector_status = 'pending', e.pending_since = datetime()
 """
 
-EXISTING_OBSERVATIONS = "UNWIND $ids AS id MATCH (o:Observation {id: id}) WHERE o.retracted_at IS NULL RETURN o.id AS id"
-EXISTING_ENTITIES = "UNWIND $ids AS id MATCH (e:Entity {id: id}) WHERE e.retracted_at IS NULL RETURN e.id AS id"
+EXISTING_OBSERVATIONS = """
+UNWIND $ids AS id MATCH (o:Observation {id: id}) WHERE o.retracted_at IS NULL
+RETURN o.id AS id, coalesce(o.passages, 1) AS passages
+"""
+EXISTING_ENTITIES = """
+UNWIND $ids AS id MATCH (e:Entity {id: id}) WHERE e.retracted_at IS NULL
+RETURN e.id AS id, coalesce(e.passages, 1) AS passages
+"""
 
 COUNT_PENDING = """
 CALL () { MATCH (o:Observation {vector_status: 'pending'}) WHERE $space IS NULL OR o.space = $space
@@ -121,16 +129,15 @@ RETURN observations + entities AS pending
 """
 
 
-def entity_text(row: dict[str, Any]) -> str:
-    """What recall matches an entity by: its type, name, aliases and summary."""
+def entity_text(row: dict[str, Any]) -> tuple[str, str]:
+    """What recall matches an entity by, as (head, body): its type, name and aliases, and its summary.
+    Long summaries are read in passages, each with the head in front."""
     if row["kind"] == "Memory":  # a mem0 memory: its name is an id, only the text means anything
-        return row.get("summary") or ""
-    text = f"{row.get('entity_type') or row['kind']}: {row['name']}"
+        return "", row.get("summary") or ""
+    head = f"{row.get('entity_type') or row['kind']}: {row['name']}"
     if row.get("aliases"):
-        text += f" (also: {', '.join(row['aliases'])})"
-    if row.get("summary"):
-        text += f". {row['summary']}"
-    return text
+        head += f" (also: {', '.join(row['aliases'])})"
+    return head, row.get("summary") or ""
 
 
 def window_lines(row: dict[str, Any], window: int) -> list[str]:
@@ -143,13 +150,6 @@ def window_lines(row: dict[str, Any], window: int) -> list[str]:
 
 def context_text(row: dict[str, Any], window: int) -> str | None:
     return " ".join(window_lines(row, window)) or None
-
-
-def mean_direction(vectors: list[list[float]]) -> list[float]:
-    """The normalised mean of unit vectors: a window's vector without encoding the window again."""
-    total = np.sum(np.asarray(vectors, dtype=np.float32), axis=0)
-    norm = float(np.linalg.norm(total))
-    return (total / norm if norm > 0 else total).tolist()
 
 
 @dataclass
@@ -177,10 +177,10 @@ class VectorSync:
             ("observation", PENDING_OBSERVATIONS, MARK_OBSERVATIONS_INDEXED),
             ("entity", PENDING_ENTITIES, MARK_ENTITIES_INDEXED),
         ):
-            while rows := self._rows(query, space=space, limit=BATCH, window=CONTEXT_WINDOW):
-                self._apply(kind, rows, report)
-                done = [{"id": row["id"], "since": row["pending_since"], "context": context_text(row, CONTEXT_WINDOW)}
-                        for row in rows]
+            while rows := self._rows(query, space=space, limit=BATCH, window=CONTEXT_WINDOW, line_chars=LINE_CHARS):
+                passages = self._apply(kind, rows, report)
+                done = [{"id": row["id"], "since": row["pending_since"], "context": context_text(row, CONTEXT_WINDOW),
+                         "passages": passages.get(row["id"], row["passages"])} for row in rows]
                 self.gateway.write(mark, done=done)
                 if progress:
                     progress(len(rows), None)
@@ -188,13 +188,20 @@ class VectorSync:
                     break
         return report
 
-    def _apply(self, kind: str, rows: list[dict[str, Any]], report: ReconcileReport) -> None:
+    def _apply(self, kind: str, rows: list[dict[str, Any]], report: ReconcileReport) -> dict[str, int]:
+        """Upsert the vectors of live items, each in the passages its text takes, and delete those of retracted
+        ones (and the passages an item no longer has). Returns the passage count of each live item."""
         prefix = "obs" if kind == "observation" else "ent"
         live = [row for row in rows if row["retracted_at"] is None]
-        gone = [f"{prefix}:{row['id']}" for row in rows if row["retracted_at"] is not None]
+        gone = [passage_id(f"{prefix}:{row['id']}", n) for row in rows if row["retracted_at"] is not None
+                for n in range(row["passages"])]
         if kind == "observation":
             gone += [f"win:{row['id']}" for row in rows if row["retracted_at"] is not None]
-        items = [self._item(kind, prefix, row) for row in live]
+        items = [item for row in live for item in self._items(kind, prefix, row)]
+        counts = {}
+        for row in live:
+            counts[row["id"]] = sum(1 for item in items if item.item == f"{prefix}:{row['id']}")
+            gone += [passage_id(f"{prefix}:{row['id']}", n) for n in range(counts[row["id"]], row["passages"])]
         vectors = self.embedder.embed([item.text for item in items]) if items else []
         if kind == "observation":
             windows = self._windows(live)
@@ -205,6 +212,7 @@ class VectorSync:
         self.index.delete(gone)
         report.embedded += len(items)
         report.deleted += len(gone)
+        return counts
 
     def _windows(self, rows: list[dict[str, Any]]) -> list[tuple[VectorItem, list[float]]]:
         """Messages of an ordered source also get a vector of their window: the mean direction of its
@@ -217,23 +225,33 @@ class VectorSync:
             return []
         unique = list(dict.fromkeys(line for _, lines in ordered for line in lines))
         by_line = dict(zip(unique, self.embedder.embed(unique)))
-        return [(self._item("window", "win", row), mean_direction([by_line[line] for line in lines]))
+        return [(self._vector_item("window", f"win:{row['id']}", row, context_text(row, VECTOR_WINDOW) or "",
+                                   item=f"obs:{row['id']}"),
+                 mean_direction([by_line[line] for line in lines]))
                 for row, lines in ordered]
 
-    @staticmethod
-    def _item(kind: str, prefix: str, row: dict[str, Any]) -> VectorItem:
+    def _items(self, kind: str, prefix: str, row: dict[str, Any]) -> list[VectorItem]:
+        """An item's vectors: one per passage of its text, each with what names the item in front."""
         if kind == "observation":
-            text = f"{row['entity_name']}: {row['text']}"
-        elif kind == "window":
-            text = context_text(row, VECTOR_WINDOW)
+            head, body, join = row["entity_name"], row["text"], ": "
         else:
-            text = entity_text(row)
+            (head, body), join = entity_text(row), ". "
+        if not body:
+            return [self._vector_item(kind, f"{prefix}:{row['id']}", row, head)]
+        lead = f"{head}{join}" if head else ""
+        return [self._vector_item(kind, passage_id(f"{prefix}:{row['id']}", n), row, lead + passage.text,
+                                  start=passage.start, end=passage.end)
+                for n, passage in enumerate(self.embedder.splitter().split(body))]
+
+    @staticmethod
+    def _vector_item(kind: str, vector_id: str, row: dict[str, Any], text: str, *, item: str = "", start: int = 0,
+                     end: int = 0) -> VectorItem:
         return VectorItem(
-            id=f"{prefix}:{row['id']}", space=row["space"], type=kind, text=text, entity_id=row["entity_id"],
+            id=vector_id, space=row["space"], type=kind, text=text, entity_id=row["entity_id"],
             kind=row["kind"], valid_from=timestamp(row["valid_from"]),
             valid_to=timestamp(row.get("valid_to")) if row.get("valid_to") else OPEN_END,
             agent=row.get("agent") or "", delegation_id=row.get("delegation_id") or "",
-            project_id=row.get("project_id") or "",
+            project_id=row.get("project_id") or "", item=item or item_of(vector_id)[0], start=start, end=end,
         )
 
     # -- repair ------------------------------------------------------------------------------------
@@ -250,8 +268,8 @@ class VectorSync:
         if full:
             self.index.drop()
             for query, mark in ((INDEXED_OBSERVATION_IDS, MARK_OBSERVATIONS_PENDING), (INDEXED_ENTITY_IDS, MARK_ENTITIES_PENDING)):
-                for ids in self._id_batches(query):
-                    self.gateway.write(mark, ids=ids)
+                for rows in self._id_batches(query):
+                    self.gateway.write(mark, ids=[row["id"] for row in rows])
         report = ReconcileReport()
         if not full:
             report.missing_repaired = self._repair_missing(space)
@@ -260,39 +278,45 @@ class VectorSync:
         report.embedded, report.deleted = processed.embedded, processed.deleted
         return report
 
-    def _id_batches(self, query: str, space: str | None = None) -> list[list[str]]:
+    def _id_batches(self, query: str, space: str | None = None) -> list[list[dict[str, Any]]]:
+        """The indexed items' rows (id, passages, windowed), 2,000 at a time."""
         batches, after = [], ""
-        while ids := [row["id"] for row in self._rows(query, after=after, limit=2000, space=space)]:
-            batches.append(ids)
-            after = ids[-1]
+        while rows := self._rows(query, after=after, limit=2000, space=space):
+            batches.append(rows)
+            after = rows[-1]["id"]
         return batches
 
     def _repair_missing(self, space: str | None) -> int:
-        """Items Neo4j says are indexed but Chroma does not have (a lost or replaced vector store)."""
+        """Items Neo4j says are indexed of which Chroma lacks a vector (a passage, a window): a lost or
+        replaced vector store. They go back to pending, and are embedded whole again."""
         repaired = 0
         for query, mark, prefix in ((INDEXED_OBSERVATION_IDS, MARK_OBSERVATIONS_PENDING, "obs"),
                                     (INDEXED_ENTITY_IDS, MARK_ENTITIES_PENDING, "ent")):
-            for ids in self._id_batches(query, space):
-                present = self.index.ids_in([f"{prefix}:{i}" for i in ids])
-                missing = [i for i in ids if f"{prefix}:{i}" not in present]
+            for rows in self._id_batches(query, space):
+                wanted = {row["id"]: [passage_id(f"{prefix}:{row['id']}", n) for n in range(row["passages"])]
+                          + ([f"win:{row['id']}"] if row["windowed"] else []) for row in rows}
+                present = self.index.ids_in([vector_id for ids in wanted.values() for vector_id in ids])
+                missing = [item for item, ids in wanted.items() if not all(i in present for i in ids)]
                 if missing:
                     self.gateway.write(mark, ids=missing)
                     repaired += len(missing)
         return repaired
 
     def _remove_orphans(self, space: str | None) -> int:
-        """Vectors whose item was hard-deleted or retracted in Neo4j."""
-        by_prefix: dict[str, list[str]] = {"obs": [], "win": [], "ent": []}
+        """Vectors whose item was hard-deleted or retracted in Neo4j, or passages past an item's last."""
+        by_prefix: dict[str, list[tuple[str, str, int]]] = {"obs": [], "win": [], "ent": []}
         for vector_id in self.index.all_ids(space):
-            prefix, _, item_id = vector_id.partition(":")
+            item, passage = item_of(vector_id)
+            prefix, _, item_id = item.partition(":")
             if prefix in by_prefix:
-                by_prefix[prefix].append(item_id)
+                by_prefix[prefix].append((vector_id, item_id, passage))
         orphans: list[str] = []
         for prefix, query in (("obs", EXISTING_OBSERVATIONS), ("win", EXISTING_OBSERVATIONS), ("ent", EXISTING_ENTITIES)):
-            ids = by_prefix[prefix]
-            for start in range(0, len(ids), 2000):
-                chunk = ids[start : start + 2000]
-                alive = {row["id"] for row in self._rows(query, ids=chunk)}
-                orphans += [f"{prefix}:{i}" for i in chunk if i not in alive]
+            found = by_prefix[prefix]
+            for start in range(0, len(found), 2000):
+                chunk = found[start : start + 2000]
+                alive = {row["id"]: row["passages"] for row in self._rows(query, ids=sorted({i for _, i, _ in chunk}))}
+                orphans += [vector_id for vector_id, item_id, passage in chunk
+                            if item_id not in alive or passage >= alive[item_id]]
         self.index.delete(orphans)
         return len(orphans)

@@ -151,7 +151,7 @@ def test_add_search_update_delete_with_real_embeddings(free, changes, graph, spa
     # Pending for vector sync (which the memory layer runs from the after-write hook), as recall text its summary.
     rows = gateway.rows("MATCH (e:Memory {id: $id}) RETURN e.vector_status AS status, e.space AS space", id=churn_id)
     assert rows[0] == {"status": "pending", "space": space}
-    assert entity_text({"kind": "Memory", "name": churn_id, "summary": CHURN}) == CHURN
+    assert entity_text({"kind": "Memory", "name": churn_id, "summary": CHURN}) == ("", CHURN)  # (head, body)
 
     moved = "The churn model is retrained every Friday with Polars"
     assert changes[seen:] == []  # reads write nothing

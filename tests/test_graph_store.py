@@ -280,3 +280,18 @@ def test_purge_also_removes_mentions_elsewhere(graph, gateway, space):
     assert report.observations == 1
     remaining = [o.text for o in graph.history(graph.find_by_name("p")[0].id).observations]
     assert remaining == ["budget approved by finance"]
+
+
+def test_an_undated_observation_keeps_no_date_and_stays_out_of_reads_as_of_a_time(graph):
+    (entity,) = graph.upsert_entities([EntityIn(kind=Kind.PERSON, name="Ada")])
+    undated, dated = graph.add_observations([
+        ObservationIn(entity=EntityRef(id=entity.id), text="joined the team", undated=True, seq=0),
+        ObservationIn(entity=EntityRef(id=entity.id), text="moved to Lisbon", valid_from=datetime(2023, 5, 1, tzinfo=UTC)),
+    ])
+    assert undated.valid_from is None and dated.valid_from == datetime(2023, 5, 1, tzinfo=UTC)
+    now = graph.neighbourhood(entity.id).observations
+    assert {o.text for o in now} == {"joined the team", "moved to Lisbon"}
+    then = graph.neighbourhood(entity.id, as_of=datetime(2024, 1, 1, tzinfo=UTC)).observations
+    assert [o.text for o in then] == ["moved to Lisbon"]  # no date: it cannot be placed at a time
+    with pytest.raises(ValueError, match="undated observation has no valid_from"):
+        ObservationIn(entity=EntityRef(id=entity.id), text="x", undated=True, valid_from=datetime(2023, 1, 1, tzinfo=UTC))

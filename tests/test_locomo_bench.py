@@ -1,4 +1,5 @@
-"""`kgmem bench locomo` on a tiny LoCoMo-format file: real Neo4j, real Chroma, the real scorer."""
+"""`kgmem bench locomo` on a tiny LoCoMo-format file written here: real Neo4j, real Chroma, kgmem's scoring
+(and the independent scorer only where it is at hand: a fresh clone has none)."""
 
 import json
 import os
@@ -10,18 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from memory.locomo import (
+from api.bench.locomo import (
     METHODS,
     baseline_path,
     batches_of,
     channel_only,
-    default_scorer,
     ingest_sample,
-    observations_of,
-    parse_session_datetime,
+    read_turns,
     run_benchmark,
     space_for,
 )
+from graph.model import MAX_TEXT_CHARS
 from memory.service import MemoryService
 
 KGMEM = str(Path(sys.executable).parent / "kgmem")
@@ -125,35 +125,41 @@ def observation_count(gateway, space: str) -> int:
 # -- pure parts --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, expected", [
-    ("1:56 pm on 8 May, 2023", datetime(2023, 5, 8, 13, 56, tzinfo=UTC)),
+    ("1:56 pm on 8 May, 2023", datetime(2023, 5, 8, 13, 56, tzinfo=UTC)),  # LoCoMo's
     ("12:09 am on 13 September, 2023", datetime(2023, 9, 13, 0, 9, tzinfo=UTC)),
-    ("12:30 pm on 1 Jan, 2022", datetime(2022, 1, 1, 12, 30, tzinfo=UTC)),
-    ("10:04 a.m. on 19 December, 2023", datetime(2023, 12, 19, 10, 4, tzinfo=UTC)),
-    ("May 8, 2023 1:56pm", datetime(2023, 5, 8, 13, 56, tzinfo=UTC)),
-    ("13:56 on 8 Sept 2023", datetime(2023, 9, 8, 13, 56, tzinfo=UTC)),
-    ("8 May 2023", datetime(2023, 5, 8, tzinfo=UTC)),
-    ("2023-05-08T13:56:00Z", datetime(2023, 5, 8, 13, 56, tzinfo=UTC)),
-    ("", None),
-    ("sometime last spring", None),
+    ("2023/05/20 (Sat) 02:21", datetime(2023, 5, 20, 2, 21, tzinfo=UTC)),  # LongMemEval's
+    ("29.12.2023, 00:51:12", datetime(2023, 12, 29, 0, 51, 12, tzinfo=UTC)),
 ])
-def test_session_date_times_parse(text, expected):
-    assert parse_session_datetime(text) == expected
+def test_session_dates_are_read_by_the_products_rules(text, expected):
+    sample = {"sample_id": "s", "conversation": {"session_1_date_time": text, "session_1": [
+        {"speaker": "A", "dia_id": "D1:1", "text": "hello"}]}}
+    assert read_turns(sample).sessions[0][0].valid_from == expected
 
 
-def test_every_session_of_the_shared_file_has_a_date():
-    shared = default_scorer().parent / "locomo10.json"
-    if not shared.is_file():
-        pytest.fail(f"the shared LoCoMo file is not at {shared}", pytrace=False)
-    data = json.loads(shared.read_text())
-    stamps = [c[f"{k}_date_time"] for s in data for c in [s["conversation"]] for k, v in c.items()
-              if k.startswith("session_") and isinstance(v, list) and v]
-    assert len(stamps) == 272  # the README's count of sessions
-    assert [s for s in stamps if parse_session_datetime(s) is None] == []
+def test_a_session_without_a_readable_date_is_undated_never_now():
+    sample = {"sample_id": "s", "conversation": {
+        "session_1_date_time": "sometime last spring", "session_1": [{"speaker": "A", "dia_id": "D1:1", "text": "hi"}],
+        "session_2": [{"speaker": "B", "dia_id": "D2:1", "text": "no date at all"}]}}
+    read = read_turns(sample)
+    assert read.undated_sessions == 2
+    assert all(o.undated and o.valid_from is None for session in read.sessions for o in session)
+
+
+def test_malformed_turns_are_reported_and_the_rest_go_in():
+    too_long = "x" * (MAX_TEXT_CHARS + 1)
+    sample = {"sample_id": "s", "conversation": {"session_1_date_time": "8 May 2023", "session_1": [
+        {"speaker": "A", "dia_id": "D1:1", "text": "fine"}, "not a turn", {"speaker": "B", "text": "no id"},
+        {"speaker": "B", "dia_id": "D1:4", "text": too_long}, {"speaker": "A", "dia_id": "D1:5", "text": "also fine"}]}}
+    read = read_turns(sample)
+    assert [o.ref for o in read.sessions[0]] == ["D1:1", "D1:5"]
+    assert read.skipped[0] == "s session 1 turn 1: not an object"
+    assert read.skipped[1] == "s session 1 turn 2: no speaker, text or dia_id"
+    assert read.skipped[2].startswith("s session 1 turn 3 (D1:4): text: String should have at most")
 
 
 def test_turns_become_observations_with_provenance():
     sample = tiny_locomo("x")[0]
-    batches = observations_of(sample)
+    batches = read_turns(sample).sessions
     assert [len(batch) for batch in batches] == [4, 4]
     photo = batches[0][2]
     assert photo.text == "He already chewed through my running shoes. [shares a photo: a dog chewing a sneaker]"
@@ -164,11 +170,11 @@ def test_turns_become_observations_with_provenance():
 
 
 def test_turns_are_written_in_whole_sessions():
-    sample = tiny_locomo("x")[0]
-    assert [[o.ref for o in batch] for batch in batches_of(sample, 1)] == [
+    read = read_turns(tiny_locomo("x")[0])
+    assert [[o.ref for o in batch] for batch in batches_of(read, 1)] == [
         ["D1:1", "D1:2", "D1:3", "D1:4"], ["D2:1", "D2:2", "D2:3", "D2:4"]]
-    assert [len(batch) for batch in batches_of(sample, 7)] == [4, 4]
-    assert [len(batch) for batch in batches_of(sample, 8)] == [8]
+    assert [len(batch) for batch in batches_of(read, 7)] == [4, 4]
+    assert [len(batch) for batch in batches_of(read, 8)] == [8]
 
 
 @pytest.mark.parametrize("method, channel", [("bm25", "keyword"), ("vector", "vector")])
@@ -216,6 +222,8 @@ def test_benchmark_end_to_end(memory, tiny, tmp_path, gateway):
         assert 0 < numbers["latency_ms"]["p50"] <= numbers["latency_ms"]["p95"]
         assert set(numbers["recall"]) == {"cat1", "cat2", "cat3", "cat4", "cat5", "overall"}
         assert numbers["scores"]["overall"]["n"] == 6  # categories 1-4 of both samples
+        assert 0.5 <= numbers["session_recall"]["overall"]["@10"] <= 1.0
+        assert numbers["independent_scorer_agrees"] in (True, None)  # None: no scorer beside this checkout
         assert 0.5 <= numbers["recall"]["overall"]["@10"] <= 1.0
         assert numbers["recall"]["cat4"]["@5"] == 1.0
     assert summary["methods"]["bm25"]["channel_hits"].get("keyword", 0) > 0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from api.perf.runner import TARGETS, PerfOptions, run
-from api.perf.stats import Latencies, percentile
-from api.perf.workload import generate
+from api.bench.perf.runner import TARGETS, PerfOptions, run
+from api.bench.perf.stats import Latencies, percentile
+from api.bench.perf.workload import generate
 from graph.vocabulary import Kind
 from memory.service import MemoryService
 
@@ -71,8 +71,8 @@ def test_a_small_run_measures_every_phase_and_judges_every_target(settings, gate
 def test_the_http_phase_leaves_the_process_logging_as_it_found_it(settings, gateway, embedder):
     import structlog
 
-    from api.perf.runner import recall_over_http
-    from api.perf.workload import generate
+    from api.bench.perf.runner import recall_over_http
+    from api.bench.perf.workload import generate
 
     memory = MemoryService.open(settings, gateway, embedder=embedder)
     before = structlog.get_config()

@@ -6,7 +6,7 @@ import pytest
 
 from graph.model import EntityIn, EntityRef, ObservationIn, Provenance, RelationIn
 from graph.vocabulary import Kind
-from memory.locomo import channel_only
+from api.bench.locomo import channel_only
 from memory.recall import RecallConfig, RecallQuery
 from memory.service import MemoryService
 from memory.vectors import open_chroma

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from agents.briefing import RELEVANT_KNOWLEDGE_FLOOR, SIMILAR_DELEGATION_FLOOR
+from agents.briefing import RELEVANT_KNOWLEDGE_FLOOR, SIMILAR_FLOOR
 from agents.briefs import Brief, BriefRequest
 from agents.delegations import Delegations
 from agents.outcomes import OutcomeLesson, OutcomeRequest
@@ -56,10 +56,10 @@ from api.bench.brief_families import (
     SUCCESS_SUMMARIES,
     Family,
 )
-from api.perf.stats import Latencies
+from api.bench.perf.stats import Latencies
 from graph import lucene
 from graph.errors import InvalidInput
-from memory.locomo import wipe_space
+from api.bench.locomo import wipe_space
 from memory.recall import keyword_terms
 from memory.service import MemoryService, SpaceMemory
 
@@ -688,7 +688,7 @@ class _Run:
         failure = (f"the failed delegation is among the similar delegations shown (similarity {sources[0].similarity})"
                    if sources else
                    f"the failed delegation is not among the {len(brief.similar_delegations)} similar delegations shown "
-                   f"(its task's cosine with this task {task_cosine}, floor {SIMILAR_DELEGATION_FLOOR})")
+                   f"(its task's cosine with this task {task_cosine}, absolute floor {SIMILAR_FLOOR})")
         failure += (f"; the fresh lesson's own cosine with the task {lesson_cosine} "
                     f"(floor {RELEVANT_KNOWLEDGE_FLOOR})")
         return {
@@ -714,7 +714,7 @@ def _expert_reason(expert: AgentSpec, entry: dict[str, Any] | None, agents: list
     first = agents[0] if agents else None
     record = (f"its {len(work)} delegations in the family ({sum(1 for w in work if w['status'] == 'succeeded')} "
               f"succeeded) have task cosines {', '.join(str(w['cosine']) for w in work)} with this task "
-              f"(similar-delegation floor {SIMILAR_DELEGATION_FLOOR})")
+              f"(similar-delegation absolute floor {SIMILAR_FLOOR})")
     if first is None:
         return f"no agent recommended; expert {expert.name}: {record}"
     ahead = (f"{first['agent']} ({first['is']}, score {first['score']}, {first['succeeded']} of "

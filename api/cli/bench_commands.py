@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from api.cli.context import cli_services
-from memory.locomo import CATEGORIES, DEFAULT_BATCH_TURNS, DEFAULT_K, BenchReport, default_scorer, run_benchmark
+from api.bench.locomo import CATEGORIES, DEFAULT_BATCH_TURNS, DEFAULT_K, BenchReport, run_benchmark
 
 app = typer.Typer(
     help="Benchmarks: recall quality on LoCoMo (locomo); speed beside mem0 and the MCP memory server (perf); "
@@ -33,8 +33,9 @@ def locomo(
                                                 "to it as <stem>.bm25.jsonl and <stem>.vector.jsonl.")],
     samples: Annotated[int | None, typer.Option(min=1, help="Only the first N samples of the file.")] = None,
     k: Annotated[int, typer.Option("--k", min=1, max=100, help="Unique dia_ids written per question.")] = DEFAULT_K,
-    scorer: Annotated[Path | None, typer.Option(dir_okay=False, help="The independent scorer, locomo_eval.py.",
-                                                show_default="<repo>/../shared/bench/locomo_eval.py")] = None,
+    scorer: Annotated[Path | None, typer.Option(dir_okay=False, help=(
+        "An independent scorer (locomo_eval.py) to check kgmem's own scoring against; by default the one "
+        "beside the checkout, when there is one."), show_default="<repo>/../shared/bench/locomo_eval.py")] = None,
     batch_turns: Annotated[int, typer.Option(min=1, help="Turns per add_observations call, in whole sessions "
                                              "(1: one session per call).")] = DEFAULT_BATCH_TURNS,
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as one JSON object.")] = False,
@@ -42,7 +43,6 @@ def locomo(
     """Run the LoCoMo retrieval benchmark: ingest each sample into its own space (wiped first), ask every question through recall, and score kgmem, BM25 only and vector only with the independent scorer.
 
     Prints recall@5 and recall@10 for categories 1 to 4 and overall, the ingest rate, recall latency (p50, p95) and the wall time."""
-    scorer = scorer or default_scorer()
     with cli_services() as services:
         with err.status("Loading the embedding model…"):
             memory = services.memory()
@@ -83,6 +83,10 @@ def print_report(report: BenchReport) -> None:
     if any(isinstance(run.scores.get("cat5"), dict) for run in runs):
         table.add_row("5 adversarial R@10 (apart)", *(_cell(run.recall_at("cat5", 10)) for run in runs))
     table.add_section()
+    for k in (5, 10):
+        table.add_row(f"session-level recall_any@{k} (1-4)",
+                      *(_cell(run.recall_at("overall", k, "session_any")) for run in runs))
+    table.add_section()
     table.add_row("recall p50 ms", *(f"{run.p50_ms:.1f}" for run in runs))
     table.add_row("recall p95 ms", *(f"{run.p95_ms:.1f}" for run in runs))
     table.add_row("missing answers", *(str(run.scores.get("missing_answers", "–")) for run in runs))
@@ -94,12 +98,21 @@ def print_report(report: BenchReport) -> None:
         f"Neo4j and the rest {max(0.0, 1 - ingest.embed_share - ingest.chroma_share):.0%})"
     )
     if ingest.undated_sessions:
-        out.print(f"[yellow]{ingest.undated_sessions} sessions had no date-time kgmem could read; their turns are dated now[/]")
+        out.print(f"[yellow]{ingest.undated_sessions} sessions had no date-time kgmem could read; their turns are "
+                  "stored undated, in their order[/]")
+    if ingest.skipped:
+        out.print(f"[yellow]{len(ingest.skipped)} turns could not be read and were skipped, the first: "
+                  f"{ingest.skipped[0]}[/]")
     out.print(f"queries: {report.questions * len(runs)} recalls in {report.query_seconds:.1f} s; "
               f"total wall time {report.wall_seconds:.1f} s")
     for method, channels in report.impure_baselines().items():
         out.print(f"[yellow]warning: the {report.methods[method].label} baseline also got hits from "
                   f"{', '.join(channels)}; RecallConfig has changed[/]")
+    agreement = {run.scorers_agree() for run in runs}
+    if agreement == {True}:
+        out.print("the independent scorer agrees with every number above")
+    elif False in agreement:
+        out.print("[red]the independent scorer disagrees with kgmem's scoring: see --json[/]")
     out.print("rankings: " + ", ".join(str(run.rankings) for run in runs))
 
 
@@ -121,7 +134,7 @@ def perf(
     """Measure ingest, graph writes, recall (in process and over HTTP) and brief on a seeded synthetic
     orchestration history of N memories, beside mem0 and the reference MCP memory server, and print
     pass or fail against the targets. See BENCHMARKS.md."""
-    from api.perf.runner import PerfOptions, run
+    from api.bench.perf.runner import PerfOptions, run
 
     with cli_services() as services:
         with err.status("Loading the embedding model…"):

@@ -7,7 +7,7 @@ from importlib import metadata
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.services import Services
 from graph import KgmemError
@@ -29,6 +29,8 @@ class EmbeddingInfo(BaseModel):
     model: str
     source: str
     dimension: int | None
+    window_tokens: int | None = Field(None, description=(
+        "Word pieces the model reads of a text; longer texts are embedded in passages of this size"))
 
 
 class VersionInfo(BaseModel):
@@ -99,6 +101,7 @@ def version(request: Request) -> VersionInfo:
             model=embedder.name,
             source=embedder.model_info.source,
             dimension=embedder.dimension if embedder.loaded else None,
+            window_tokens=embedder.window_tokens if embedder.loaded else None,
         ),
     )
 

@@ -79,3 +79,19 @@ def test_only_the_write_path_opens_write_transactions():
                 if isinstance(node, ast.Attribute) and node.attr == "write_transaction":
                     callers.add(str(path.relative_to(REPO)))
     assert callers == {"graph/store.py"}
+
+
+def test_the_product_never_loads_the_benchmarks():
+    """Benchmark code lives in api/bench/; only the `kgmem bench` commands (api/cli/bench_commands.py) load it."""
+    loading = []
+    for package in LAYERS:
+        for path in (REPO / package).rglob("*.py"):
+            where = path.relative_to(REPO)
+            if where.parts[:2] == ("api", "bench") or str(where) == "api/cli/bench_commands.py":
+                continue
+            for node in ast.parse(path.read_text()).body:  # module level: what importing the module loads
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                if any(name.startswith("api.bench") for name in names):
+                    loading.append(f"{where}:{node.lineno}")
+    assert loading == []

@@ -1,5 +1,5 @@
 """The LoCoMo retrieval benchmark: conversations in through the normal ingestion path, questions
-out through the normal recall, rankings scored by the independent scorer.
+out through the normal recall, rankings scored by kgmem and, when it is at hand, the independent scorer.
 
     memory = MemoryService.open(settings, gateway)
     report = run_benchmark(memory, Path("locomo10.json"), Path("rankings.jsonl"))
@@ -18,8 +18,10 @@ What it does, per the protocol in `shared/bench/README.md` (retrieval only, no L
   give their `ref`, the first `k` unique ones are written as one JSON line per question;
 - the same questions run again with a `RecallConfig` that keeps only the keyword channel
   ("BM25 only") and only the vector channel ("vector only"), as baselines on the same data;
-- each rankings file is scored by `locomo_eval.py` in a subprocess, so the product never grades
-  itself.
+- each rankings file is scored by `api/bench/scoring.py` (turn-level recall@k and session-level
+  recall, `session_any@k`) and, when the protocol's `locomo_eval.py` is at hand (`--scorer`, or
+  `../shared/bench/locomo_eval.py` beside the checkout), by it too in a subprocess, and the report
+  says whether the two agree; a fresh clone without it still runs the whole benchmark.
 """
 
 from __future__ import annotations
@@ -34,10 +36,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from api.bench import scoring
+from graph.dates import read_datetime
 from graph.errors import ConfigurationError, InvalidInput, KgmemError
 from graph.model import EntityIn, EntityRef, ObservationIn, Provenance, RelationIn
 from graph.vocabulary import Kind
@@ -73,68 +79,10 @@ Progress = Callable[[str, int, int], None]  # (phase, done, total): phase is "in
 
 def default_scorer() -> Path:
     """`<repo>/../shared/bench/locomo_eval.py`."""
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "locomo_eval.py"
+    return Path(__file__).resolve().parents[3] / "shared" / "bench" / "locomo_eval.py"
 
 
 # -- the data ------------------------------------------------------------------------------------
-
-_MONTHS = {
-    name: number
-    for number, names in enumerate(
-        [("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",), ("june", "jun"),
-         ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"), ("october", "oct"),
-         ("november", "nov"), ("december", "dec")],
-        start=1,
-    )
-    for name in names
-}
-_TIME = re.compile(r"\b(\d{1,2})(?:[:.](\d{2}))?(?::(\d{2}))?\s*([ap])\.?\s*m\b\.?|\b(\d{1,2})[:.](\d{2})(?::(\d{2}))?\b", re.I)
-_YEAR = re.compile(r"\b(\d{4})\b")
-_DAY = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)?\b", re.I)
-_ISO_DATE = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
-
-
-def parse_session_datetime(text: str | None) -> datetime | None:
-    """A LoCoMo session date-time, e.g. "1:56 pm on 8 May, 2023", as a UTC datetime.
-
-    Also takes "8 May 2023", "May 8, 2023 1:56pm", "13:56 on 8 May 2023", "Sept" and ISO dates
-    ("2023-05-08 13:56"); the time defaults to midnight. None when there is no date in it.
-    """
-    if not text or not str(text).strip():
-        return None
-    raw = str(text).strip()
-    try:  # ISO 8601 first: it needs no guessing
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    except ValueError:
-        pass
-    hour = minute = second = 0
-    rest = raw
-    if match := _TIME.search(raw):
-        if match.group(4):
-            hour, minute, second = int(match.group(1)), int(match.group(2) or 0), int(match.group(3) or 0)
-            if not 1 <= hour <= 12:
-                return None
-            hour = hour % 12 + (12 if match.group(4).lower() == "p" else 0)
-        else:
-            hour, minute, second = int(match.group(5)), int(match.group(6)), int(match.group(7) or 0)
-        rest = raw[: match.start()] + " " + raw[match.end():]
-    if iso := _ISO_DATE.search(rest):
-        year, month, day = (int(g) for g in iso.groups())
-    else:
-        month = next((_MONTHS[word] for word in re.findall(r"[a-z]+", rest.lower()) if word in _MONTHS), None)
-        year_match = _YEAR.search(rest)
-        if month is None or year_match is None:
-            return None
-        year = int(year_match.group(1))
-        without_year = rest[: year_match.start()] + " " + rest[year_match.end():]
-        day_match = _DAY.search(without_year)
-        day = int(day_match.group(1)) if day_match else 1
-    try:
-        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-    except ValueError:
-        return None
-
 
 def space_for(sample_id: Any) -> str:
     """The space a sample is ingested into: "locomo-" + its id, kept to [A-Za-z0-9_.:-]."""
@@ -163,15 +111,15 @@ def load_data(path: Path) -> list[dict[str, Any]]:
     return data
 
 
-def sessions(sample: dict[str, Any]) -> list[tuple[int, datetime | None, list[dict[str, Any]]]]:
-    """(number, date-time, turns) for each session, in session order."""
+def sessions(sample: dict[str, Any]) -> list[tuple[int, datetime | None, list[Any]]]:
+    """(number, date-time or None when unreadable, turns) for each session, in session order."""
     conversation = sample["conversation"]
     found = []
     for key, turns in conversation.items():
         match = SESSION_KEY.match(key)
         if match and isinstance(turns, list):
             number = int(match.group(1))
-            found.append((number, parse_session_datetime(conversation.get(f"{key}_date_time")), turns))
+            found.append((number, read_datetime(conversation.get(f"{key}_date_time")), turns))
     return sorted(found, key=lambda session: session[0])
 
 
@@ -187,7 +135,7 @@ def turn_text(turn: dict[str, Any]) -> str:
 def speakers(sample: dict[str, Any]) -> list[str]:
     conversation = sample["conversation"]
     names = [conversation.get("speaker_a"), conversation.get("speaker_b")]
-    names += [turn.get("speaker") for _, _, turns in sessions(sample) for turn in turns]
+    names += [turn.get("speaker") for _, _, turns in sessions(sample) for turn in turns if isinstance(turn, dict)]
     unique: list[str] = []
     for name in names:
         name = str(name or "").strip()
@@ -210,34 +158,59 @@ def graph_of(sample: dict[str, Any]) -> tuple[list[EntityIn], list[RelationIn]]:
     return [conversation, *people], relations
 
 
-def observations_of(sample: dict[str, Any]) -> list[list[ObservationIn]]:
-    """One list of observations per session; turns without speaker or content are left out."""
+@dataclass
+class SampleTurns:
+    """A sample's turns as observations, one list per session, and what could not be read (with why)."""
+
+    sessions: list[list[ObservationIn]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    undated_sessions: int = 0
+
+    @property
+    def turns(self) -> int:
+        return sum(len(session) for session in self.sessions)
+
+
+def read_turns(sample: dict[str, Any]) -> SampleTurns:
+    """Every readable turn as an observation. A malformed turn (no speaker, text or dia_id, a text over
+    the cap) is skipped and reported; the rest go in. A session whose date-time cannot be read keeps its
+    turns undated, placed by their order (warned once per sample), never dated "now"."""
     sample_id = str(sample["sample_id"])
-    batches = []
+    read = SampleTurns()
     for number, at, turns in sessions(sample):
-        batch = []
+        session = []
         for seq, turn in enumerate(turns):
+            where = f"{sample_id} session {number} turn {seq}"
+            if not isinstance(turn, dict):
+                read.skipped.append(f"{where}: not an object")
+                continue
             speaker, text, dia_id = str(turn.get("speaker") or "").strip(), turn_text(turn), turn.get("dia_id")
             if not speaker or not text or not dia_id:
-                log.warning("%s session %s turn %s has no speaker, text or dia_id; skipped", sample_id, number, seq)
+                read.skipped.append(f"{where}: no speaker, text or dia_id")
                 continue
-            batch.append(ObservationIn(
-                entity=EntityRef(name=speaker, kind=Kind.PERSON), text=text, valid_from=at, ref=str(dia_id), seq=seq,
-                provenance=Provenance(source=f"{sample_id}/session_{number}", agent=speaker),
-            ))
-        if batch:
-            batches.append(batch)
-    return batches
+            try:
+                session.append(ObservationIn(
+                    entity=EntityRef(name=speaker, kind=Kind.PERSON), text=text, valid_from=at, undated=at is None,
+                    ref=str(dia_id), seq=seq, provenance=Provenance(source=f"{sample_id}/session_{number}", agent=speaker),
+                ))
+            except ValidationError as exc:
+                problem = exc.errors()[0]
+                read.skipped.append(f"{where} ({dia_id}): {'.'.join(map(str, problem['loc']))}: {problem['msg']}")
+        if session:
+            read.sessions.append(session)
+            read.undated_sessions += at is None
+    if read.undated_sessions:
+        log.warning("%s: %d session(s) have no date-time kgmem can read; their turns are stored undated",
+                    sample_id, read.undated_sessions)
+    for problem in read.skipped:
+        log.warning("skipped %s", problem)
+    return read
 
 
-def turn_count(sample: dict[str, Any]) -> int:
-    return sum(len(batch) for batch in observations_of(sample))
-
-
-def batches_of(sample: dict[str, Any], batch_turns: int = DEFAULT_BATCH_TURNS) -> list[list[ObservationIn]]:
-    """The sample's turns in calls of up to `batch_turns`, whole sessions only (a longer session is one call)."""
+def batches_of(read: SampleTurns, batch_turns: int = DEFAULT_BATCH_TURNS) -> list[list[ObservationIn]]:
+    """The turns in calls of up to `batch_turns`, whole sessions only (a longer session is one call)."""
     batches: list[list[ObservationIn]] = []
-    for session in observations_of(sample):
+    for session in read.sessions:
         if batches and len(batches[-1]) + len(session) <= batch_turns:
             batches[-1].extend(session)
         else:
@@ -256,6 +229,7 @@ class IngestStats:
     embed_seconds: float = 0.0
     chroma_seconds: float = 0.0
     undated_sessions: int = 0
+    skipped: list[str] = field(default_factory=list)  # turns that could not be read, each with why
 
     @property
     def turns_per_s(self) -> float:
@@ -270,45 +244,22 @@ class IngestStats:
         return self.chroma_seconds / self.seconds if self.seconds else 0.0
 
 
-class _Timed:
-    """Delegates to `inner`, adding the time spent in `method` to a counter."""
-
-    def __init__(self, inner: Any, method: str, add: Callable[[float], None]) -> None:
-        self._inner, self._method, self._add = inner, method, add
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._inner, name)
-        if name != self._method:
-            return value
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return value(*args, **kwargs)
-            finally:
-                self._add(time.perf_counter() - started)
-
-        return timed
-
-
 @contextmanager
 def _timing_vectors(memory: MemoryService, stats: IngestStats) -> Iterator[None]:
-    """Measure how much of ingestion goes to embedding and to Chroma, without touching the service's code."""
-    sync = memory.sync
-    embedder, index = sync.embedder, sync.index
-
-    def add_embed(seconds: float) -> None:
+    """Measure how much of ingestion goes to embedding and to Chroma writes, through their observers."""
+    def embedded(operation: str, seconds: float) -> None:
         stats.embed_seconds += seconds
 
-    def add_chroma(seconds: float) -> None:
-        stats.chroma_seconds += seconds
+    def written(operation: str, seconds: float) -> None:
+        if operation == "upsert":
+            stats.chroma_seconds += seconds
 
-    sync.embedder = _Timed(embedder, "embed", add_embed)
-    sync.index = _Timed(index, "upsert", add_chroma)
+    stops = [memory.embedder.observe(embedded), memory.index.observe(written)]
     try:
         yield
     finally:
-        sync.embedder, sync.index = embedder, index
+        for stop in stops:
+            stop()
 
 
 def wipe_space(memory: MemoryService, space: str) -> int:
@@ -330,12 +281,14 @@ def ingest_sample(memory: MemoryService, sample: dict[str, Any], *, on_turns: Ca
     wipe_space(memory, space)
     target = memory.space(space)
     entities, relations = graph_of(sample)
-    stats.undated_sessions += sum(1 for _, at, turns in sessions(sample) if at is None and turns)
+    read = read_turns(sample)
+    stats.undated_sessions += read.undated_sessions
+    stats.skipped += read.skipped
     started = time.perf_counter()
     with _timing_vectors(memory, stats):
         target.graph.upsert_entities(entities)
         target.graph.upsert_relations(relations)
-        for batch in batches_of(sample, batch_turns):
+        for batch in batches_of(read, batch_turns):
             target.graph.add_observations(batch)
             stats.calls += 1
             stats.turns += len(batch)
@@ -401,7 +354,8 @@ class MethodRun:
     rankings: Path
     latencies_ms: list[float] = field(default_factory=list)
     channel_hits: dict[str, int] = field(default_factory=dict)  # summed over questions
-    scores: dict[str, Any] = field(default_factory=dict)  # the scorer's JSON
+    scores: dict[str, Any] = field(default_factory=dict)  # kgmem's scoring (api/bench/scoring.py)
+    independent: dict[str, Any] | None = None  # the protocol's independent scorer's, when it was at hand
 
     @property
     def p50_ms(self) -> float:
@@ -411,9 +365,18 @@ class MethodRun:
     def p95_ms(self) -> float:
         return percentile(self.latencies_ms, 95)
 
-    def recall_at(self, group: str, k: int) -> float | None:
+    def recall_at(self, group: str, k: int, metric: str = "recall") -> float | None:
         row = self.scores.get(group)
-        return row.get(f"recall@{k}") if isinstance(row, dict) else None
+        return row.get(f"{metric}@{k}") if isinstance(row, dict) else None
+
+    def scorers_agree(self) -> bool | None:
+        """Whether the independent scorer found the same numbers (None when it did not run)."""
+        if self.independent is None:
+            return None
+        return all(abs((self.recall_at(group, k, metric) or 0.0)
+                       - ((self.independent.get(group) or {}).get(f"{metric}@{k}") or 0.0)) < 1e-3
+                   for group in ("overall", *(f"cat{c}" for c in CATEGORIES)) for k in (5, 10)
+                   for metric in ("recall", "session_any"))
 
     def to_dict(self) -> dict[str, Any]:
         groups = {f"cat{c}": c for c in CATEGORIES} | {"overall": None}
@@ -423,8 +386,11 @@ class MethodRun:
             "channel_hits": self.channel_hits,
             "recall": {group: {f"@{k}": self.recall_at(group, k) for k in (5, 10)} for group in groups
                        if isinstance(self.scores.get(group), dict)},
+            "session_recall": {group: {f"@{k}": self.recall_at(group, k, "session_any") for k in (5, 10)}
+                               for group in groups if isinstance(self.scores.get(group), dict)},
             "missing_answers": self.scores.get("missing_answers"),
             "scores": self.scores,
+            "independent_scorer_agrees": self.scorers_agree(),
         }
 
 
@@ -482,6 +448,11 @@ def baseline_path(rankings: Path, method: str) -> Path:
 
 
 # -- scoring ---------------------------------------------------------------------------------------
+
+def read_rankings(path: Path) -> dict[tuple[str, int], list[str]]:
+    lines = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return {(str(line["sample_id"]), int(line["qa_index"])): line["ranked"] for line in lines}
+
 
 def score(data_path: Path, rankings: Path, scorer: Path, ks: Sequence[int] = (5, 10)) -> dict[str, Any]:
     """Run the independent scorer on one rankings file and return its JSON."""
@@ -551,16 +522,16 @@ def run_benchmark(
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise InvalidInput(f"unknown method(s): {', '.join(unknown)}; choose from {', '.join(METHODS)}")
-    scorer = scorer or default_scorer()
-    if not scorer.is_file():  # fail before ingesting for minutes
-        raise ConfigurationError(f"the LoCoMo scorer is not at {scorer}; give its path with --scorer")
+    if scorer is not None and not scorer.is_file():  # fail before ingesting for minutes
+        raise ConfigurationError(f"the scorer is not at {scorer}")
+    scorer = scorer or (default_scorer() if default_scorer().is_file() else None)
     data_path = Path(data_path)
     everything = load_data(data_path)
     data = everything[:samples] if samples else everything
     rankings = Path(rankings)
     rankings.parent.mkdir(parents=True, exist_ok=True)
 
-    total_turns = sum(turn_count(sample) for sample in data)
+    total_turns = sum(read_turns(sample).turns for sample in data)
     stats = IngestStats()
     done = 0
 
@@ -594,13 +565,16 @@ def run_benchmark(
 
     # Score against exactly the samples that ran: a subset scored against the whole file would
     # count every question of the samples left out as a miss.
-    with tempfile.TemporaryDirectory(prefix="kgmem-locomo-") as tmp:
-        scored_data = data_path
-        if len(data) != len(everything):
-            scored_data = Path(tmp) / "data.json"
-            scored_data.write_text(json.dumps(data))
-        for run in runs.values():
-            run.scores = score(scored_data, run.rankings, scorer)
+    for run in runs.values():
+        run.scores = scoring.score(data, read_rankings(run.rankings))
+    if scorer is not None:
+        with tempfile.TemporaryDirectory(prefix="kgmem-locomo-") as tmp:
+            scored_data = data_path
+            if len(data) != len(everything):
+                scored_data = Path(tmp) / "data.json"
+                scored_data.write_text(json.dumps(data))
+            for run in runs.values():
+                run.independent = score(scored_data, run.rankings, scorer)
 
     return BenchReport(
         data=data_path, samples=[str(sample["sample_id"]) for sample in data], questions=questions, k=k,

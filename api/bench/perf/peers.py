@@ -5,7 +5,7 @@
   its graph in one JSONL file), driven over stdio by the MCP Python client.
 
 The BM25-only baseline is kgmem's own recall with every channel but keyword switched off, so it
-runs in `api.perf.runner`.
+runs in `api.bench.perf.runner`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import anyio
 
-from api.perf.stats import Latencies
+from api.bench.perf.stats import Latencies
 from graph.settings import Settings
 from memory.embedder import Embedder
 

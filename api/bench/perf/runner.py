@@ -31,12 +31,13 @@ import httpx
 from agents.briefs import BriefRequest
 from agents.delegations import Delegations
 from api.auth import KeyStore, Scope
-from api.perf import peers
-from api.perf.stats import Latencies
-from api.perf.workload import Workload, generate
+from api.bench.locomo import channel_only, wipe_space
+from api.bench.perf import peers
+from api.bench.perf.stats import Latencies
+from api.bench.perf.workload import Workload, generate
 from graph.plans import hot_queries, plan_operators, scans
 from graph.settings import Settings
-from memory.locomo import channel_only, wipe_space
+from graph.store import GraphStore
 from memory.recall import RecallQuery
 from memory.service import MemoryService
 from memory.sync import entity_text
@@ -124,9 +125,10 @@ def _scaffold(work: Workload) -> list:
 
 
 def structured_writes(memory: MemoryService, work: Workload, space: str, say: Progress) -> dict[str, Any]:
-    """Entities and relations through the graph's batch API, no embedding (a space of its own, wiped after)."""
+    """Entities and relations through the graph's batch API, no embedding (a space of its own, wiped after): a
+    graph store of the gateway's own, without the memory layer's hook that makes the vectors follow."""
     wipe_space(memory, space)
-    graph = memory.graph.space(space)
+    graph = GraphStore(memory.gateway).space(space)
     entities, relations = work.entities, work.relations
     begun = time.perf_counter()
     for start in range(0, len(entities), BATCH):
@@ -211,14 +213,13 @@ def recall(memory: MemoryService, work: Workload, space: str, say: Progress) -> 
 def recall_over_http(memory: MemoryService, settings: Settings, work: Workload, space: str,
                      say: Progress) -> dict[str, float]:
     """POST /v1/spaces/{space}/recall against the real app, served by uvicorn in this process."""
-    import uvicorn
-
-    from api.app import create_app
-
     import logging
     import sys
 
     import structlog
+    import uvicorn
+
+    from api.app import create_app
 
     # One access-log line per request would bury the progress bars; other errors still show, on
     # stderr, so that `--json` keeps stdout to the one JSON object.
