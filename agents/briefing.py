@@ -267,8 +267,9 @@ class Briefing:
         weights = {d.id: w for d, w in work}
         content = BriefContent(similar_delegations=[d for d, _ in work][:MAX_SIMILAR])
         content.recommended_agents = self._agents(work)
-        content.last_time = self._last_time(work)
-        content.lessons = self._lessons(knowledge, weights, pinned=content.last_time)
+        pinned = self._last_time(work)
+        content.lessons = self._lessons(knowledge, weights, pinned=pinned)
+        content.last_time = [x for x in content.lessons if x.id in pinned]
         content.artifacts, content.metric = self._artifacts(knowledge, weights)
         anchors = list(weights) + [a.id for items in content.artifacts.values() for a in items]
         content.incidents = self._incidents(knowledge, anchors)
@@ -313,8 +314,8 @@ class Briefing:
            a task worded unlike the history still lands among the work it is about.
         4. Weight: exp((similarity - best) / EVIDENCE_TAU), so the nearest kind of work counts most
            whatever the absolute cosines; below SIMILAR_FLOOR a delegation never counts.
-        5. A delegation briefed before counts at least as much as the delegations its brief showed
-           (work whose brief surfaced the same history is the same kind of work, in other words).
+        5. A delegation similar in its own right counts at least as much as the delegations its brief
+           showed (work whose brief surfaced the same history is the same kind of work).
         """
         latest = [row["id"] for row in self._rows(LATEST_FAILURES, limit=RECENT_FAILURES)]
         ids = [d for d in dict.fromkeys([*found.of_kind(Kind.DELEGATION), *latest]) if d != self.exclude_id]
@@ -342,8 +343,11 @@ class Briefing:
                   for d in ids}
 
         rows = {row["id"]: row for row in self._rows(DELEGATION_DETAILS, ids=ids)}
+        own = dict(weight)
         for d, row in rows.items():  # co-citation: the strongest of the delegations its own brief showed
-            shown = sorted((weight[x] for x in row.get("shown_ids") or [] if x in weight), reverse=True)[:COCITED]
+            if own[d] < MIN_WEIGHT:  # only for work that is similar in its own right: a brief for new kinds
+                continue             # of work shows the nearest history, which does not make it the same kind
+            shown = sorted((own[x] for x in row.get("shown_ids") or [] if x in own), reverse=True)[:COCITED]
             if shown:
                 weight[d] = max(weight[d], sum(shown) / COCITED)
         similar = []
@@ -416,43 +420,36 @@ class Briefing:
         return ranked[:MAX_AGENTS]
 
     # -- lessons --------------------------------------------------------------------------------
-    def _last_time(self, work: list[tuple[SimilarDelegation, float]]) -> list[BriefLesson]:
-        """The lessons of the latest failures on similar work, newest first: what the last attempt learned."""
+    def _last_time(self, work: list[tuple[SimilarDelegation, float]]) -> dict[str, str]:
+        """The lessons of the latest failures on similar work, newest first, each with the reason it is
+        pinned: what the last attempt learned."""
         failures = sorted((d for d, w in work if d.status == "failed" and w >= LAST_TIME_WEIGHT and d.ended_at),
                           key=lambda d: d.ended_at, reverse=True)
         if not failures:
-            return []
+            return {}
         rows = self._rows(LESSONS_FROM, delegation_ids=[d.id for d in failures[:MAX_LAST_TIME]])
         order = {d.id: i for i, d in enumerate(failures)}
-        chosen: list[BriefLesson] = []
+        pinned: dict[str, str] = {}
         for row in sorted(rows, key=lambda r: (order[r["delegation"]], -SEVERITY.get(r["severity"] or "", 0.0))):
-            if len(chosen) == MAX_LAST_TIME or any(x.id == row["id"] for x in chosen):
+            if len(pinned) == MAX_LAST_TIME or row["id"] in pinned:
                 continue
-            source = next(d for d in failures if d.id == row["delegation"])
+            source = failures[order[row["delegation"]]]
             when = source.ended_at.date().isoformat() if source.ended_at else "recently"
-            chosen.append(BriefLesson(
-                id=row["id"], text=row["text"], score=0.0, severity=row["severity"], category=row["category"],
-                source=row["source"], feedback=self.feedback.get(row["id"], 0),
-                reasons=[f"last time: learned when similar task {source.delegation_id} failed ({when})"],
-                learned_from=[LessonSource(delegation_id=source.delegation_id, task=source.task, status=source.status,
-                                           agent=source.agent)],
-            ))
-        return chosen
+            pinned[row["id"]] = f"last time: learned when similar task {source.delegation_id} failed ({when})"
+        return pinned
 
-    def _lessons(self, found: _Found, weights: dict[str, float], *, pinned: list[BriefLesson]) -> list[BriefLesson]:
-        """`pinned` (last time) first; then lessons by the evidence of the similar work they were learned
-        from, their similarity to the task, their project, severity and feedback."""
+    def _lessons(self, found: _Found, weights: dict[str, float], *, pinned: dict[str, str]) -> list[BriefLesson]:
+        """`pinned` (last time) first, in their order; then lessons by the evidence of the similar work
+        they were learned from, their similarity to the task, their project, severity and feedback."""
         near = [row["id"] for row in self._rows(LESSONS_NEAR, delegation_ids=list(weights), project_id=self.project_id)]
-        ids = list(dict.fromkeys(found.of_kind(Kind.LESSON) + near))
-        pinned_ids = {x.id for x in pinned}
-        ids = [i for i in ids if i not in pinned_ids]
+        ids = list(dict.fromkeys([*pinned, *found.of_kind(Kind.LESSON), *near]))
         if not ids:
-            return list(pinned)
+            return []
         relevance = self._relevance(found, ids)
         lessons = []
         for row in self._rows(LESSON_DETAILS, ids=ids):
             lesson_id = row["id"]
-            reasons, score = [], 0.0
+            reasons, score = ([pinned[lesson_id]] if lesson_id in pinned else []), 0.0
             sources = [s for s in row["learned_from"] if weights.get(s["id"], 0.0) >= MIN_WEIGHT]
             if sources:
                 evidence = sum(weights[s["id"]] for s in sources)
@@ -482,8 +479,9 @@ class Briefing:
                                            agent=s["agent"]) for s in row["learned_from"]],
                 applies_to=[t["name"] for t in row["applies_to"]],
             ))
-        lessons.sort(key=lambda x: (-x.score, x.text))
-        return [*pinned, *lessons][:MAX_LESSONS]
+        place = {lesson_id: i for i, lesson_id in enumerate(pinned)}
+        lessons.sort(key=lambda x: (place.get(x.id, len(place)), -x.score, x.text))
+        return lessons[:MAX_LESSONS]
 
     # -- artifacts ------------------------------------------------------------------------------
     def _artifacts(self, found: _Found, weights: dict[str, float]) -> tuple[dict[Kind, list[BriefArtifact]], str | None]:
@@ -574,7 +572,7 @@ class Briefing:
 def _evidence(succeeded: int, failed: int, similar: int, weight: float, role_match: bool) -> str:
     """What an agent's recommendation rests on, in words."""
     if succeeded + failed:
-        said = f"{succeeded} of {succeeded + failed} similar tasks succeeded"
+        said = f"{succeeded} of {succeeded + failed} similar tasks succeeded ({succeeded / (succeeded + failed):.0%})"
     elif similar:
         said = f"{similar} similar task{'s' if similar != 1 else ''}, none finished"
     else:

@@ -429,7 +429,7 @@ def test_request_models_are_bounded_tool_schemas():
                 found.append(path)
             if node.get("type") == "array" and "maxItems" not in node:
                 found.append(path)
-            if node.get("type") == "object" and "additionalProperties" in node and "maxProperties" not in node:
+            if node.get("type") == "object" and node.get("additionalProperties", False) is not False and "maxProperties" not in node:
                 found.append(path)
             for key, value in node.items():
                 found += unbounded(value, f"{path}.{key}")

@@ -104,9 +104,10 @@ def _fresh_cache(memory: MemoryService) -> None:
 
 
 def embedding_only(memory: MemoryService, work: Workload, say: Progress) -> dict[str, Any]:
-    texts = [f"{o.entity.name}: {o.text}" for o in work.observations] + [
-        entity_text({"kind": e.kind.value, "entity_type": e.entity_type or e.kind.value, "name": e.name,
-                     "aliases": e.aliases, "summary": e.summary}) for e in work.lessons] + [t for _, t in work.free_text]
+    lessons = [entity_text({"kind": e.kind.value, "entity_type": e.entity_type or e.kind.value, "name": e.name,
+                            "aliases": e.aliases, "summary": e.summary}) for e in work.lessons]
+    texts = ([f"{o.entity.name}: {o.text}" for o in work.observations] + [f"{head}. {body}" for head, body in lessons]
+             + [t for _, t in work.free_text])
     memory.embedder.load()
     memory.embedder.embed(["warm up"])
     _fresh_cache(memory)
