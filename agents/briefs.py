@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from graph.model import require_visible
+from graph.model import InputModel, require_visible
 
 # Delegation ids are the delegations' names: any text without control characters or outer spaces,
 # so delegations planned elsewhere ("Churn: Frame the problem", from a template) can be briefed too.
@@ -32,7 +32,7 @@ DelegationId = Annotated[str, Field(
 TaskText = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(require_visible)]
 
 
-class BriefRequest(BaseModel):
+class BriefRequest(InputModel):
     """Ask for a brief before delegating a task; the call also records the delegation as planned."""
 
     task: TaskText = Field(description="The task about to be delegated, in plain language, as the specialist will get it.")

@@ -40,7 +40,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, Field
 
 from graph.errors import InvalidInput, NotFound
-from graph.model import EntityIn, EntityRef, Name, Provenance, RelationIn, UtcDatetime
+from graph.model import EntityIn, EntityRef, InputModel, Name, Provenance, RelationIn, UtcDatetime
 from graph.records import native
 from graph.vocabulary import Kind, normalise_name
 from memory.recall import RecallQuery
@@ -87,7 +87,7 @@ Metrics = Annotated[dict[MetricName, MetricValue], Field(
 
 # -- requests: what callers (and Claude, through tool schemas) send ---------------------------
 
-class ExperimentIn(BaseModel):
+class ExperimentIn(InputModel):
     """One training or evaluation run. Recording the same name again updates it."""
 
     project: Name = Field(description="The project the experiment belongs to")
@@ -107,7 +107,7 @@ class ExperimentIn(BaseModel):
     provenance: Provenance = Field(default_factory=Provenance)
 
 
-class ModelIn(BaseModel):
+class ModelIn(InputModel):
     """A model (the line of versions), its project and the benchmarks its production version must beat."""
 
     name: Name
@@ -120,7 +120,7 @@ class ModelIn(BaseModel):
     provenance: Provenance = Field(default_factory=Provenance)
 
 
-class ModelVersionIn(BaseModel):
+class ModelVersionIn(InputModel):
     """One trained version of a model. Recording it again adds to it; metrics are overwritten by name."""
 
     model: Name
@@ -141,7 +141,7 @@ class ModelVersionIn(BaseModel):
     provenance: Provenance = Field(default_factory=Provenance)
 
 
-class StageChange(BaseModel):
+class StageChange(InputModel):
     model: Name
     version: Version
     stage: Stage
@@ -149,14 +149,14 @@ class StageChange(BaseModel):
     provenance: Provenance = Field(default_factory=Provenance)
 
 
-class FeatureImportanceIn(BaseModel):
+class FeatureImportanceIn(InputModel):
     model: Name
     version: Version
     importance: dict[Name, MetricValue] = Field(min_length=1, max_length=1000, description="Feature -> importance")
     provenance: Provenance = Field(default_factory=Provenance)
 
 
-class DriftIn(BaseModel):
+class DriftIn(InputModel):
     """A drift measurement worth acting on: recorded as an open Incident."""
 
     model: Name
@@ -171,7 +171,7 @@ class DriftIn(BaseModel):
     provenance: Provenance = Field(default_factory=Provenance)
 
 
-class BestModelQuery(BaseModel):
+class BestModelQuery(InputModel):
     project: Name
     metric: MetricName = Field(description="Rank by this metric, e.g. auc")
     higher_is_better: bool = Field(True, description="False for losses and errors")
@@ -179,7 +179,7 @@ class BestModelQuery(BaseModel):
     limit: int = Field(5, ge=1, le=50)
 
 
-class HyperparameterQuery(BaseModel):
+class HyperparameterQuery(InputModel):
     task: str = Field(min_length=1, max_length=2000, description="The task to advise on, in words")
     metric: MetricName
     higher_is_better: bool = True
@@ -187,17 +187,17 @@ class HyperparameterQuery(BaseModel):
     limit: int = Field(5, ge=1, le=50)
 
 
-class StableFeaturesQuery(BaseModel):
+class StableFeaturesQuery(InputModel):
     model: Name
     min_versions: int = Field(2, ge=2, le=1000, description="Importance recorded in at least this many versions")
     max_relative_spread: float = Field(0.25, ge=0, le=100, description="(max - min) / |mean| of the importances")
 
 
-class LineageQuery(BaseModel):
+class LineageQuery(InputModel):
     model: Name
 
 
-class VersionDiffQuery(BaseModel):
+class VersionDiffQuery(InputModel):
     model: Name
     a: Version = Field(description="The older (or reference) version")
     b: Version = Field(description="The version to compare with it")

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
 
 from agents.briefs import DelegationId
-from graph.model import MAX_TEXT_CHARS, Name, require_visible, validate_attributes
+from graph.model import MAX_TEXT_CHARS, InputModel, Name, require_visible, validate_attributes
 from graph.vocabulary import Kind, OutcomeStatus
 
 
@@ -28,7 +28,7 @@ Scalar = Annotated[str, Field(max_length=1000)] | int | float | bool
 MemoryId = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class OutcomeArtifact(BaseModel):
+class OutcomeArtifact(InputModel):
     """A model, model version, feature, experiment or dataset the delegation produced or used."""
 
     kind: ArtifactKind = Field(description="What the artifact is")
@@ -63,12 +63,12 @@ class OutcomeArtifact(BaseModel):
                 **{f"param_{k}": v for k, v in self.params.items()}}
 
 
-class LessonTarget(BaseModel):
+class LessonTarget(InputModel):
     name: Name = Field(description="The name of what the lesson concerns: a project, model, dataset, agent, ...")
     kind: Kind | None = Field(default=None, description="Its kind, when the name alone is ambiguous or it is new")
 
 
-class OutcomeLesson(BaseModel):
+class OutcomeLesson(InputModel):
     """Something learned that should change how future work is done."""
 
     text: Annotated[str, Field(min_length=10, max_length=MAX_TEXT_CHARS), AfterValidator(require_visible)] = Field(
@@ -84,7 +84,7 @@ class OutcomeLesson(BaseModel):
     )
 
 
-class OutcomeRequest(BaseModel):
+class OutcomeRequest(InputModel):
     """Report how a delegation went: status, summary, metrics, artifacts, lessons, and which briefed memories helped."""
 
     delegation_id: DelegationId = Field(description="The id the brief returned")

@@ -1,14 +1,21 @@
-"""API keys: Bearer tokens with scopes, bound to spaces, stored hashed (argon2) in Neo4j.
+"""API keys: Bearer tokens with scopes, bound to spaces, stored as keyed hashes in Neo4j.
 
 A token reads `kgm_<key_id>_<secret>`: `key_id` (12 letters and digits) finds the key, the
-secret (32 random bytes, url-safe base64) proves it. Neo4j keeps only an argon2 hash of the
-secret, on an `(:ApiKey)` node that belongs to no space (keys are not tenant data):
+secret (32 random bytes, url-safe base64) proves it. Neo4j keeps only HMAC-SHA-256 of the
+secret under a server-side secret (the setting `api_key_secret`, else a file generated once in
+the data directory), on an `(:ApiKey)` node that belongs to no space (keys are not tenant data):
 
     (:ApiKey {key_id, hash, name, scopes, spaces, created_at, last_used_at, revoked_at})
 
-    store = KeyStore(gateway)
+The secret is 256 random bits, not a password: a fast keyed hash protects it as well as a slow
+one, and a bad token costs microseconds, not an argon2id check (64 MiB, tens of ms) that anyone
+could make the server run. Keys made by older versions carry argon2 hashes; they keep working,
+and their first successful use replaces the hash.
+
+    store = KeyStore(gateway, settings=settings)              # get_settings() when not given
     key, token = store.create("ci", [Scope.READ], ["acme"])   # the token is shown once
     store.authenticate(token)                                 # ApiKey, or None
+    await store.admit(token, client)                          # the same, for a request (limits)
     store.revoke(key.key_id)
 
 FastAPI routes guard themselves with `require(scope)`; the app must set
@@ -19,27 +26,35 @@ FastAPI routes guard themselves with `require(scope)`; the app must set
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
+import math
+import os
 import re
 import secrets
 import string
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
+import anyio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, Request, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from graph.errors import Conflict, InvalidInput, KgmemError
+from api.limits import RateLimiter, client_address
+from api.problems import ApiProblem
+from graph.errors import ConfigurationError, Conflict, InvalidInput, KgmemError
 from graph.gateway import Gateway
+from graph.settings import Settings, get_settings
 from graph.store import check_space
 
 log = logging.getLogger(__name__)
@@ -51,6 +66,11 @@ ALL_SPACES = "*"
 DEFAULT_CACHE_TTL_S = 60.0
 DEFAULT_CACHE_SIZE = 1024
 NAME_MAX_LENGTH = 200
+HASH_SCHEME = "hmac-sha256"  # stored hashes read `hmac-sha256:<server secret id>:<hex>`
+LEGACY_HASH_PREFIX = "$argon2"  # what versions before #15 stored
+SECRET_FILE_NAME = "api-key-secret"
+SERVER_SECRET_MIN_LENGTH = 32
+WAITING_PER_CHECK = 16  # checks that may wait for each running one before requests are turned away (503)
 
 # key_id has no '_' so the token splits unambiguously; the secret is url-safe base64 (43 chars for 32 bytes).
 _KEY_ID_ALPHABET = string.ascii_letters + string.digits
@@ -172,6 +192,63 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# -- the server-side secret and the keyed hash ---------------------------------------------------------
+
+def secret_id(server_secret: bytes) -> str:
+    """A short fingerprint of the server secret, stored with each hash: it tells a key hashed under another
+    secret (a replica or `kgmem keys` that does not share it) from a wrong token. It reveals nothing of it."""
+    return hmac.new(server_secret, b"kgmem api key secret id", hashlib.sha256).hexdigest()[:8]
+
+
+def keyed_hash(server_secret: bytes, secret: str) -> str:
+    """What Neo4j keeps of a key's secret: `hmac-sha256:<secret_id>:<HMAC-SHA-256(server secret, secret) hex>`."""
+    digest = hmac.new(server_secret, secret.encode(), hashlib.sha256).hexdigest()
+    return f"{HASH_SCHEME}:{secret_id(server_secret)}:{digest}"
+
+
+def secret_file(settings: Settings) -> Path:
+    return settings.api_key_secret_file or settings.home / SECRET_FILE_NAME
+
+
+def server_secret(settings: Settings) -> bytes:
+    """The secret API keys are hashed under: the setting `api_key_secret`, else the secret file, generated
+    on first use (mode 0600). Every process that creates or checks keys must use the same one."""
+    if settings.api_key_secret is not None:
+        return settings.api_key_secret.get_secret_value().encode()
+    path = secret_file(settings)
+    try:
+        value = path.read_text().strip() if path.exists() else _create_secret_file(path)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read or create the API key secret {path}: {exc.strerror or exc}; "
+                                 "fix the file's permissions or set KGMEM_API_KEY_SECRET") from exc
+    if len(value) < SERVER_SECRET_MIN_LENGTH:
+        raise ConfigurationError(f"the API key secret {path} holds fewer than {SERVER_SECRET_MIN_LENGTH} "
+                                 "characters; restore it from a backup (keys hashed under it need it)")
+    return value.encode()
+
+
+def _create_secret_file(path: Path) -> str:
+    """Write a new secret next to `path`, then link it into place: a replica starting at the same moment
+    on shared storage either wins or reads the winner's, never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    draft = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(value + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            return path.read_text().strip()
+        log.info("generated the API key secret %s; every replica must share it (docs/auth.md)", path)
+        return value
+    finally:
+        draft.unlink(missing_ok=True)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -206,6 +283,7 @@ REVOKE_KEY = (
     "SET k.revoked_at = $now RETURN k.key_id AS key_id"
 )
 TOUCH_KEY = "MATCH (k:ApiKey {key_id: $key_id}) SET k.last_used_at = $now"
+# An argon2 hash (older versions) replaced by the keyed one, unless something changed it meanwhile.
 REHASH_KEY = "MATCH (k:ApiKey {key_id: $key_id}) WHERE k.hash = $old SET k.hash = $new"
 
 
@@ -267,27 +345,42 @@ class _VerifiedCache:
 class KeyStore:
     """API keys in Neo4j.
 
-    `authenticate` caches successful verifications for `cache_ttl_s` (argon2 is slow on
-    purpose). `revoke` drops the key from this instance's cache at once; other replicas,
+    `authenticate` caches successful checks for `cache_ttl_s`, so a client's repeated requests cost
+    no Neo4j lookup. `revoke` drops the key from this instance's cache at once; other replicas,
     with caches of their own, stop accepting a revoked key within `cache_ttl_s`.
+
+    Requests authenticate through `admit`, which adds what a server facing the network needs: a
+    client address that has used up its failed checks (`api_auth_failures_per_minute`) gets a 429
+    before anything is looked up, and at most `api_auth_max_concurrent` checks run at once, in
+    worker threads of their own, the rest waiting without holding a thread (503 when too many wait).
     """
 
     def __init__(
         self,
         gateway: Gateway,
         *,
+        settings: Settings | None = None,
+        secret: bytes | None = None,
         cache_ttl_s: float = DEFAULT_CACHE_TTL_S,
         cache_size: int = DEFAULT_CACHE_SIZE,
         hasher: PasswordHasher | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.gateway = gateway
+        self.settings = settings or get_settings()
         self.cache_ttl_s = cache_ttl_s
-        self._hasher = hasher or PasswordHasher()
+        self._secret = secret  # the server secret; read (or generated) at first use when not given
+        self._secret_id = secret_id(secret) if secret is not None else None
+        self._legacy_hasher = hasher or PasswordHasher()  # only for keys still carrying an argon2 hash
         self._cache = _VerifiedCache(cache_size, cache_ttl_s, clock)
+        self._failures = RateLimiter(self.settings.api_auth_failures_per_minute, clock=clock)
+        self._checks = anyio.CapacityLimiter(self.settings.api_auth_max_concurrent)
+        self._max_pending = (1 + WAITING_PER_CHECK) * self.settings.api_auth_max_concurrent  # running and waiting
+        self._pending = 0
+        self._pending_lock = threading.Lock()
         self._lock = threading.Lock()
         self._schema_ready = False
-        self._dummy_hash: str | None = None
+        self._told_other_secret: set[str] = set()
 
     # -- schema ----------------------------------------------------------------------------------
     def ensure_schema(self) -> None:
@@ -319,7 +412,7 @@ class KeyStore:
 
     def _create(self, statement: str, name: str, scopes: list[Scope], spaces: list[str]) -> tuple[ApiKey, str] | None:
         secret = new_secret()
-        hashed = self._hasher.hash(secret)
+        hashed = self._keyed_hash(secret)
         for _ in range(5):
             key_id = new_key_id()
             try:
@@ -354,50 +447,123 @@ class KeyStore:
     # -- authentication --------------------------------------------------------------------------
     def authenticate(self, token: str) -> ApiKey | None:
         """The active key `token` belongs to, or None (malformed, unknown, wrong secret, revoked).
+        Without the per-client limit and the bound on checks at once: requests go through `admit`."""
+        cached = self.cached(token)
+        return cached if cached is not None else self._check(token)
 
-        Unknown key ids are verified against a dummy hash, so the time taken does not tell an
-        attacker which key ids exist.
+    def cached(self, token: str) -> ApiKey | None:
+        """The key of a token this instance checked within the cache TTL; nothing is looked up."""
+        if parse_token(token) is None:
+            return None
+        return self._cache.get(_digest(token))
+
+    async def admit(self, token: str, client: str) -> ApiKey | None:
+        """`authenticate` for a request from `client` (its address, `api.limits.client_address`).
+
+        A cached token is answered at once. Otherwise each check takes a token from the client's
+        bucket of failed checks and gives it back when the key is good: a client that has used them
+        up gets a 429 (`ApiProblem`, with Retry-After) before anything is hashed or looked up. The
+        check runs in a worker thread, at most `api_auth_max_concurrent` at once; the others wait
+        for their turn without holding a thread, and past `WAITING_PER_CHECK` each, a 503.
         """
+        cached = self.cached(token)
+        if cached is not None:
+            return cached
+        self._take_attempt(client)
+        if parse_token(token) is None:
+            return None  # malformed: counted, nothing to check
+        with self._pending_lock:
+            busy = self._pending >= self._max_pending
+            if not busy:
+                self._pending += 1
+        if busy:
+            self._failures.give_back(client)  # the server was busy, the client did nothing wrong
+            raise ApiProblem(503, "auth-busy", "Service unavailable",
+                             "too many API key checks are waiting; retry in a second", headers={"Retry-After": "1"})
+        try:
+            key = await anyio.to_thread.run_sync(self._check, token, limiter=self._checks)
+        except BaseException:
+            self._failures.give_back(client)  # Neo4j down, a cancelled request: not a failed check
+            raise
+        finally:
+            with self._pending_lock:
+                self._pending -= 1
+        if key is not None:
+            self._failures.give_back(client)
+        return key
+
+    def _take_attempt(self, client: str) -> None:
+        wait = self._failures.take(client)
+        if wait is not None:
+            seconds = max(1, math.ceil(wait))
+            raise ApiProblem(429, "auth-rate-limited", "Too many failed authentications",
+                             f"too many failed API key checks from {client} "
+                             f"({self._failures.per_minute} a minute); retry in {seconds} s",
+                             headers={"Retry-After": str(seconds)})
+
+    def _check(self, token: str) -> ApiKey | None:
         parsed = parse_token(token)
         if parsed is None:
             return None
         key_id, secret = parsed
-        digest = _digest(token)
-        cached = self._cache.get(digest)
-        if cached is not None:
-            return cached
+        # Hashed before the lookup: an unknown key id costs what a known one does.
+        expected = self._keyed_hash(secret)
         records = self.gateway.rows(GET_KEY_FOR_AUTH, key_id=key_id)
-        if not records or not records[0]["hash"]:
-            self._verify(self._dummy(), secret)
+        stored = records[0]["hash"] if records else None
+        if not isinstance(stored, str) or not stored:
             return None
-        stored_hash = records[0]["hash"]
+        legacy = stored.startswith(LEGACY_HASH_PREFIX)
+        if legacy:
+            matches = self._legacy_matches(stored, secret)
+        else:
+            matches = hmac.compare_digest(stored.encode(), expected.encode())
+            if not matches:
+                self._tell_other_secret(key_id, stored)
         key = _api_key(records[0]["key"])
-        if not self._verify(stored_hash, secret) or key.revoked:
+        if not matches or key.revoked:
             return None
         used_at = _now()
-        self._touch(key_id, stored_hash, secret, used_at)
+        self._record_use(key_id, used_at, legacy_hash=stored if legacy else None, new_hash=expected)
         key = key.model_copy(update={"last_used_at": used_at})
-        self._cache.put(digest, key)
+        self._cache.put(_digest(token), key)
         return key
 
-    def _verify(self, stored_hash: str, secret: str) -> bool:
+    def _keyed_hash(self, secret: str) -> str:
+        if self._secret is None:
+            with self._lock:
+                if self._secret is None:
+                    value = server_secret(self.settings)
+                    self._secret_id = secret_id(value)
+                    self._secret = value
+        return keyed_hash(self._secret, secret)
+
+    def _legacy_matches(self, stored_hash: str, secret: str) -> bool:
+        """An argon2 hash from before #15: checked the old way, once per key, then replaced."""
         try:
-            return self._hasher.verify(stored_hash, secret)
+            return self._legacy_hasher.verify(stored_hash, secret)
         except (VerificationError, InvalidHashError):
             return False
 
-    def _dummy(self) -> str:
-        if self._dummy_hash is None:
-            self._dummy_hash = self._hasher.hash(new_secret())
-        return self._dummy_hash
+    def _tell_other_secret(self, key_id: str, stored_hash: str) -> None:
+        """A key hashed under another server secret fails here for every token: say so once per key,
+        since a replica or `kgmem keys` run that does not share the secret looks like a lost key."""
+        scheme, _, rest = stored_hash.partition(":")
+        stored_id = rest.partition(":")[0]
+        if scheme != HASH_SCHEME or stored_id == self._secret_id or key_id in self._told_other_secret:
+            return
+        self._told_other_secret.add(key_id)
+        log.warning("API key %s was hashed under another server secret (id %s; this server's is %s), so it "
+                    "cannot authenticate here: every replica and `kgmem keys` must share KGMEM_API_KEY_SECRET "
+                    "or the secret file (docs/auth.md)", key_id, stored_id, self._secret_id)
 
-    def _touch(self, key_id: str, stored_hash: str, secret: str, used_at: datetime) -> None:
-        """last_used_at (once per cache TTL at most), and a new hash when the hasher's parameters changed.
-        Best effort: a failure here must not turn a valid key away."""
+    def _record_use(self, key_id: str, used_at: datetime, *, legacy_hash: str | None, new_hash: str) -> None:
+        """last_used_at (once per cache TTL at most), and the keyed hash in place of an argon2 one.
+        Best effort: a failure here must not turn a valid key away (an argon2 key is replaced next time)."""
         try:
             self.gateway.write(TOUCH_KEY, key_id=key_id, now=used_at)
-            if self._hasher.check_needs_rehash(stored_hash):
-                self.gateway.write(REHASH_KEY, key_id=key_id, old=stored_hash, new=self._hasher.hash(secret))
+            if legacy_hash is not None:
+                self.gateway.write(REHASH_KEY, key_id=key_id, old=legacy_hash, new=new_hash)
+                log.info("API key %s: its argon2 hash is replaced by a keyed hash", key_id)
         except KgmemError as exc:
             log.warning("could not record the use of API key %s: %s", key_id, exc)
 
@@ -427,17 +593,21 @@ def _unauthorized(message: str, *, invalid: bool) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=message, headers={"WWW-Authenticate": challenge})
 
 
-def require(scope: Scope) -> Callable[..., Principal]:
+def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits keys with `scope` on the route's `{space}`:
     401 without a valid, unrevoked Bearer key; 403 when the key lacks `scope`; 404 "no such space"
-    when the key is not bound to the space (another tenant's space looks like a missing one).
+    when the key is not bound to the space (another tenant's space looks like a missing one);
+    429 when the client's address has used up its failed checks (`KeyStore.admit`).
+
+    It runs on the event loop: a cached key costs no thread, and an uncached one waits for a
+    check without holding one, so bad tokens cannot take the thread pool the routes run in.
 
     Needs `request.app.state.key_store` (a KeyStore); `request.app.state.auth_disabled` true
     admits every request as an admin (the dev flag, Settings.auth_disabled).
     """
     scope = Scope(scope)
 
-    def dependency(
+    async def dependency(
         request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme),
     ) -> Principal:
         space = request.path_params.get("space")
@@ -451,7 +621,7 @@ def require(scope: Scope) -> Callable[..., Principal]:
             if request.headers.get("authorization"):
                 raise _unauthorized("the Authorization header must be `Bearer <API key>`", invalid=True)
             raise _unauthorized("missing API key: send `Authorization: Bearer <API key>`", invalid=False)
-        key = store.authenticate(credentials.credentials)
+        key = await store.admit(credentials.credentials, client_address(request.scope))
         if key is None:
             raise _unauthorized("invalid or revoked API key", invalid=True)
         if not key.has_scope(scope):

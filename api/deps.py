@@ -36,13 +36,14 @@ def settings(request: Request) -> Settings:
 
 
 def caller(scope: Scope):
-    """The dependency for routes that need `scope`: authenticates, checks space and rate limit."""
+    """The dependency for routes that need `scope`: authenticates, checks space and rate limit.
+    Async, as `require` is: authentication never takes a thread from the pool the routes run in."""
     check = require(scope)
 
-    def dependency(request: Request,
-                   credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme)) -> Principal:
+    async def dependency(request: Request,
+                         credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme)) -> Principal:
         state = request.app.state
-        principal = check(request, credentials)
+        principal = await check(request, credentials)
         limiter: RateLimiter = state.rate_limiter
         limiter.check(principal.key.key_id)
         return principal

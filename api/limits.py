@@ -3,6 +3,8 @@
 - Rate limit: a token bucket per API key, **in this process** (`api_rate_limit_per_minute`
   requests a minute, bursts up to the same number). With N replicas a key gets up to N times
   the limit; put a shared limiter in front (the proxy or gateway) when that matters.
+- Failed authentications: a token bucket per client address (`client_address`), used by
+  `api.auth.KeyStore.admit` (`api_auth_failures_per_minute`; docs/auth.md).
 - Bounds: the request models declare hard maxima (what the OpenAPI description shows); the
   settings may only tighten them, and `check_at_most` refuses what passes the model but not
   the setting with the same 422 body as any validation error, naming the field's path.
@@ -14,6 +16,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 import time
@@ -28,7 +31,8 @@ from graph import time_limit
 
 # -- rate limit ---------------------------------------------------------------------------------------------
 class RateLimiter:
-    """Token buckets by key id: `per_minute` tokens, refilled continuously; 0 turns it off."""
+    """Token buckets by key (an API key id, a client address): `per_minute` tokens, refilled continuously;
+    0 turns it off."""
 
     MAX_BUCKETS = 10_000
 
@@ -54,6 +58,16 @@ class RateLimiter:
             self._buckets[key_id] = (tokens, now)
             return (1.0 - tokens) / rate
 
+    def give_back(self, key: str) -> None:
+        """Return the token `take` took: what it was taken for did not count (a successful authentication)."""
+        if self.per_minute <= 0:
+            return
+        with self._lock:
+            entry = self._buckets.get(key)
+            if entry is not None:
+                tokens, at = entry
+                self._buckets[key] = (min(float(self.per_minute), tokens + 1.0), at)
+
     def check(self, key_id: str) -> None:
         """Raise a 429 problem with Retry-After when `key_id` has no token left."""
         wait = self.take(key_id)
@@ -69,6 +83,23 @@ class RateLimiter:
             full = [k for k, (tokens, at) in self._buckets.items() if tokens + (now - at) * rate >= self.per_minute]
             for key in full:
                 del self._buckets[key]
+
+
+def client_address(scope: Scope) -> str:
+    """Who a request comes from, for per-client limits: the peer address uvicorn puts in the ASGI scope
+    (behind a proxy, the client's from X-Forwarded-For, when uvicorn trusts the proxy: FORWARDED_ALLOW_IPS).
+    An IPv6 client counts by its /64, which one host gets whole; an IPv4-mapped one by its IPv4 address."""
+    client = scope.get("client")
+    host = client[0] if client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host or "unknown"  # a Unix socket, a test client
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 # -- bounds -------------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ JSON), so a key that is revoked stops working at once and no session outlives it
   default every tool is listed. An unknown toolset is a 400.
 - `cypher_read` is listed and runs only for keys with the `cypher` scope bound to every space ('*'),
   as the REST API's Cypher console.
-- The REST API's rate limit applies per key (429).
+- The REST API's rate limit applies per key (429), and its limit on failed authentications per
+  client address (429, `KeyStore.admit`).
 
     mcp = McpHttp(app)                  # in create_app
     app.add_route("/mcp", mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False)
@@ -26,7 +27,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
 from fastapi import FastAPI
 from mcp.server.context import ServerRequestContext
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -36,6 +36,7 @@ from starlette.types import Receive, Scope, Send
 from agents.mcp_server import CallerRefused, KgmemMcp, McpCaller
 from agents.toolsets import parse_toolsets
 from api.auth import ALL_SPACES, Scope as KeyScope
+from api.limits import client_address
 from api.problems import ApiProblem, Problem
 from graph.store import SPACE_PATTERN
 
@@ -62,7 +63,7 @@ class McpHttp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            caller = await anyio.to_thread.run_sync(self._authenticate, Request(scope))
+            caller = await self._authenticate(Request(scope))
         except ApiProblem as refused:
             problem = Problem(refused.status, slug=refused.slug, title=refused.title, detail=refused.detail,
                               headers=refused.headers)
@@ -71,7 +72,8 @@ class McpHttp:
         scope[CALLER] = caller
         await self.manager.handle_request(scope, receive, send)
 
-    def _authenticate(self, request: Request) -> McpCaller:
+    async def _authenticate(self, request: Request) -> McpCaller:
+        """On the event loop, as the REST API's: the key check waits for its turn without holding a thread."""
         state: Any = self.app.state
         requested = request.headers.get(SPACE_HEADER)
         if requested is not None and not SPACE_PATTERN.fullmatch(requested):
@@ -88,7 +90,7 @@ class McpHttp:
         if scheme.lower() != "bearer" or not token.strip():
             raise _unauthorized("the Authorization header must be `Bearer <API key>`", invalid=True)
         store = state.key_store
-        key = store.authenticate(token.strip())
+        key = await store.admit(token.strip(), client_address(request.scope))
         if key is None:
             raise _unauthorized("invalid or revoked API key", invalid=True)
         if not key.has_scope(KeyScope.READ):

@@ -2,7 +2,8 @@
 
 The graph's own models (`EntityIn`, `Entity`, `ObservationIn`, …) and recall's (`RecallQuery`,
 `RecallResult`) are used as they are; these wrap them in batches and pages, and describe the
-rest. Bounds here are the hard maxima the OpenAPI description shows; the settings
+rest. Request bodies are `InputModel`s: an unknown field or a NaN is a 422 naming it.
+Bounds here are the hard maxima the OpenAPI description shows; the settings
 (`api_max_batch`, `api_max_limit`, `api_max_depth`) may only tighten them.
 """
 
@@ -13,7 +14,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import ApiKey, Scope
-from graph.model import Entity, EntityIn, Observation, ObservationIn, Relation, RelationIn, SearchHit
+from graph.model import (
+    Entity,
+    EntityIn,
+    FiniteValue,
+    InputModel,
+    Observation,
+    ObservationIn,
+    Relation,
+    RelationIn,
+    SearchHit,
+)
 
 MAX_BATCH = 1000
 MAX_LIMIT = 100
@@ -34,7 +45,7 @@ def _examples(*examples: dict[str, Any]) -> ConfigDict:
 
 
 # -- graph writes -----------------------------------------------------------------------------------------
-class EntityBatch(BaseModel):
+class EntityBatch(InputModel):
     """Entities to create or update, matched by (kind, name)."""
 
     model_config = _examples({"entities": [_ENTITY_EXAMPLE, {"kind": "Agent", "name": "ds-1",
@@ -46,7 +57,7 @@ class EntityList(BaseModel):
     entities: list[Entity]
 
 
-class ObservationBatch(BaseModel):
+class ObservationBatch(InputModel):
     """Dated statements about entities; the same current text on the same entity is stored once."""
 
     model_config = _examples({"observations": [_OBSERVATION_EXAMPLE], "create_missing": False})
@@ -58,7 +69,7 @@ class ObservationList(BaseModel):
     observations: list[Observation]
 
 
-class RelationBatch(BaseModel):
+class RelationBatch(InputModel):
     """Relations to record; single-valued types (DELEGATED_TO, IN_STAGE, VERSION_OF) close the fact they replace."""
 
     model_config = _examples({"relations": [_RELATION_EXAMPLE], "create_missing": True})
@@ -70,12 +81,12 @@ class RelationList(BaseModel):
     relations: list[Relation]
 
 
-class ObservationRetraction(BaseModel):
+class ObservationRetraction(InputModel):
     model_config = _examples({"ids": ["7f0c2a4e-0d7b-4a53-9d1e-3c1b2f5a6e70"]})
     ids: list[str] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-class RelationRetraction(BaseModel):
+class RelationRetraction(InputModel):
     """Relations to retract, named as they were written (source, type, target)."""
 
     model_config = _examples({"relations": [_RELATION_EXAMPLE]})
@@ -145,13 +156,14 @@ class MemoryHistoryItem(BaseModel):
 
 
 # -- analysts -----------------------------------------------------------------------------------------------
-class CypherRequest(BaseModel):
+class CypherRequest(InputModel):
     """A read-only query; `$space` is bound to the path's space."""
 
     model_config = _examples({"query": "MATCH (d:Delegation {space: $space}) RETURN d.status AS status, count(*) AS n",
                               "params": {}})
     query: str = Field(min_length=1, max_length=20_000)
-    params: dict[str, Any] = Field(default_factory=dict, description="Query parameters; `space` is always the path's")
+    params: dict[str, FiniteValue] = Field(default_factory=dict,
+                                           description="Query parameters; `space` is always the path's")
 
 
 class ReportParameterInfo(BaseModel):
@@ -175,14 +187,14 @@ class ReportList(BaseModel):
     reports: list[ReportInfo]
 
 
-class ReportRequest(BaseModel):
+class ReportRequest(InputModel):
     model_config = _examples({"params": {"since": "2026-01-01"}})
     params: dict[str, str | int | bool | None] = Field(
         default_factory=dict, description="The report's parameters but `space`, which is the path's")
 
 
 # -- admin --------------------------------------------------------------------------------------------------
-class ReindexRequest(BaseModel):
+class ReindexRequest(InputModel):
     model_config = _examples({"full": False})
     full: bool = Field(False, description="Drop and rebuild the whole vector index (all spaces)")
 
@@ -196,7 +208,7 @@ class Stats(BaseModel):
     pending: int = Field(description="Items whose vectors have not followed their last write yet")
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(InputModel):
     """A key for this space; its token is in the answer, once."""
 
     model_config = _examples({"name": "ci", "scopes": ["read", "write"]})

@@ -45,6 +45,7 @@ the most specific class first:
 | `ExtractionFailed` (Claude's answer was unusable)       | 502    | extraction-failed    |
 | `LLMUnavailable`                                        | 503 ⏲  | llm-unavailable      |
 | `Unavailable` (Neo4j or Chroma down or busy)            | 503 ⏲  | dependency-unavailable |
+| `ChromaCorrupt` (the vector index's store is damaged)   | 503    | index-corrupt        |
 | `ConfigurationError` (the operator must act)            | 503    | not-ready            |
 | other `KgmemError`                                      | 500    | internal-error (its message kept) |
 | anything else (a bug)                                   | 500    | internal-error (generic detail; traceback logged) |
@@ -199,9 +200,30 @@ def _message(error: Mapping[str, Any]) -> str:
     return str(error.get("msg", "invalid")).removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
-def _field_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-    return [{"path": field_path(e.get("loc", ())), "message": _message(e), "type": str(e.get("type", ""))}
-            for e in errors]
+def _field_errors(errors: Sequence[Mapping[str, Any]], body: Any = None) -> list[dict[str, str]]:
+    return [{"path": field_path(_without_union_tags(e.get("loc", ()), body)), "message": _message(e),
+             "type": str(e.get("type", ""))} for e in errors]
+
+
+def _without_union_tags(loc: Sequence[str | int], body: Any) -> list[str | int]:
+    """Pydantic names the member of a union it tried inside `loc` (`messages.list[Message][0]`);
+    the caller knows only their own keys. A name applied to a value that is not an object is such
+    a tag, and is left out: `messages[0].content`."""
+    if not loc or loc[0] != "body" or body is None:
+        return list(loc)
+    kept: list[str | int] = ["body"]
+    value = body
+    for part in loc[1:]:
+        if isinstance(part, str) and not isinstance(value, dict) and value is not None:
+            continue
+        kept.append(part)
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and isinstance(part, int) and -len(value) <= part < len(value):
+            value = value[part]
+        else:
+            value = None
+    return kept
 
 
 def _summary(errors: list[dict[str, str]]) -> str:
@@ -211,7 +233,7 @@ def _summary(errors: list[dict[str, str]]) -> str:
     return f"{len(errors)} {noun} invalid: {shown}" + (f" (and {more} more)" if more > 0 else "")
 
 
-def validation_problem(errors: Sequence[Mapping[str, Any]]) -> Problem:
+def validation_problem(errors: Sequence[Mapping[str, Any]], body: Any = None) -> Problem:
     errors = list(errors)
     malformed = [e for e in errors if e.get("type") == "json_invalid"]
     if malformed:
@@ -224,7 +246,7 @@ def validation_problem(errors: Sequence[Mapping[str, Any]]) -> Problem:
         return Problem(400, slug="malformed-json", title="Malformed JSON body",
                        detail=f"The request body is not valid JSON: {reason}{where}.",
                        errors=[{"path": "body", "message": f"{reason}{where}", "type": "json_invalid"}])
-    fields = _field_errors(errors)
+    fields = _field_errors(errors, body)
     return Problem(422, slug="validation-failed", title="Request validation failed",
                    detail=_summary(fields), errors=fields)
 
@@ -243,6 +265,7 @@ KGMEM_PROBLEMS: dict[type[errors.KgmemError], tuple[int, str, str, bool]] = {
     errors.ExtractionFailed: (502, "extraction-failed", "Extraction failed", False),
     errors.LLMUnavailable: (503, "llm-unavailable", "LLM unavailable", True),
     errors.Unavailable: (503, "dependency-unavailable", "Dependency unavailable", True),
+    errors.ChromaCorrupt: (503, "index-corrupt", "Vector index corrupt", False),
     errors.ConfigurationError: (503, "not-ready", "Service not ready", False),
     errors.KgmemError: (500, "internal-error", "Internal server error", False),
 }
@@ -259,7 +282,7 @@ def kgmem_problem(exc: errors.KgmemError, *, retry_after_s: int = DEFAULT_RETRY_
 def classify(exc: BaseException, *, retry_after_s: int = DEFAULT_RETRY_AFTER_S) -> tuple[Problem, str]:
     """The problem for `exc` and how to log it: "none", "warning" (one line) or "error" (with traceback)."""
     if isinstance(exc, RequestValidationError):
-        return validation_problem(exc.errors()), "none"
+        return validation_problem(exc.errors(), exc.body), "none"
     if isinstance(exc, HTTPException):
         detail = exc.detail if isinstance(exc.detail, str) else None
         extra = {} if detail is not None or exc.detail is None else {"data": exc.detail}

@@ -3,7 +3,9 @@
 `open_services(settings)` is how the API, every CLI command and the MCP server get them.
 Chroma and the memory service open lazily and reopen after a failure, so the API starts
 (and `/healthz` answers) while a dependency is still down, and `/readyz` says which; the
-gateway reconnects to Neo4j by itself.
+gateway reconnects to Neo4j by itself. An embedded Chroma store replaced under the process
+(`kgmem reindex --full` set a damaged one aside) is opened again, and one removed under it
+is opened afresh and rebuilt from Neo4j in the background.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from chromadb.api import ClientAPI
 from graph import Gateway, Settings, open_gateway
 from graph.neo4j_server import LocalNeo4j
 from memory import Embedder, open_chroma
+from memory.index import translate as translate_chroma
+from memory.vectors import close_chroma, store_identity
 from memory.extraction import ClaudeExtractor, claude_client
 from memory.service import MemoryService
 
@@ -34,6 +38,7 @@ class Services:
     gateway: Gateway
     anthropic_client: Any = None  # an `anthropic.Anthropic` for extraction and mem0; None without a key
     _chroma: ClientAPI | None = None
+    _store: tuple[int, int] | None = None  # the embedded store's identity when it was opened (`store_identity`)
     _memory: MemoryService | None = None
     _extractor: ClaudeExtractor | None = None
     _embedder_error: str | None = None
@@ -41,6 +46,7 @@ class Services:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _background: threading.Thread | None = None
+    _repair: threading.Thread | None = None
 
     def observe(self, observer: DependencyObserver) -> None:
         """Call `observer(dependency, operation, seconds)` after each call to Neo4j, Chroma or the embedder."""
@@ -56,15 +62,78 @@ class Services:
 
     def chroma(self) -> ClientAPI:
         with self._lock:
+            self._follow_store()
             return self._chroma_unlocked()
 
     def _chroma_unlocked(self) -> ClientAPI:
         if self._chroma is None:
             self._chroma = open_chroma(self.settings)
+            self._store = store_identity(self.settings)
         return self._chroma
+
+    def _follow_store(self) -> None:
+        """An embedded store replaced or removed under this process is opened again: the open client would
+        go on with the old files (a damaged store set aside by `kgmem reindex --full`) or with deleted ones,
+        where writes fail and reads find what is gone. A removed store is rebuilt from Neo4j here."""
+        if self._chroma is None or self.settings.chroma_host:
+            return
+        now = store_identity(self.settings)
+        if now == self._store:
+            return
+        log.warning("Chroma's store at %s was %s under this process; opening it again", self.settings.chroma_dir,
+                    "removed" if now is None else "replaced")
+        close_chroma(self._chroma)
+        self._chroma = self._memory = None
+        if now is None:
+            self._start_repair()
+
+    def _start_repair(self) -> None:
+        """Rebuild a removed store from Neo4j in the background; /readyz and recall say so meanwhile."""
+        if not self.embedder.loaded or (self._repair is not None and self._repair.is_alive()):
+            return  # before the model is loaded, the start-up work's reconcile does it
+
+        def work() -> None:
+            try:
+                memory = self.memory()
+                memory.index.mark_rebuilding()
+                log.info("rebuilt the removed Chroma store: %s", memory.reconcile(progress=self._unless_stopping))
+            except _Stopping:
+                log.info("rebuilding the removed Chroma store stopped for shutdown; the next start finishes it")
+            except Exception:  # noqa: BLE001 - the next start or `kgmem reindex` finishes it
+                if not self._stopping.is_set():
+                    log.exception("rebuilding the removed Chroma store failed; `kgmem reindex` finishes it")
+
+        self._repair = threading.Thread(target=work, name="chroma-repair", daemon=True)
+        self._repair.start()
+
+    def check_chroma(self, *, index: bool = True) -> None:
+        """Raise what keeps Chroma from serving: unreachable, or a store that cannot be read (for /readyz).
+        With `index` (Neo4j answers) and the embedder loaded, the collection's vector index is read too."""
+        client = self.chroma()  # opening an embedded store reads its database
+        try:
+            client.heartbeat()
+            client.list_collections()  # a store damaged after it was opened: the heartbeat alone still answers
+        except Exception as exc:
+            mapped = translate_chroma(exc, str(self.settings.chroma_dir) if not self.settings.chroma_host else "")
+            if mapped is None:
+                raise
+            raise mapped from exc
+        if index and self.embedder.loaded:
+            self.memory().index.probe()
+
+    def vectors_problem(self) -> str | None:
+        """Why recall's vector channels see less than the whole index right now (a rebuild), or None."""
+        memory = self.memory()
+        since = memory.index.rebuilding_since()
+        if since is None:
+            return None
+        return (f"being rebuilt from Neo4j since {since:%Y-%m-%d %H:%M:%S} UTC, "
+                f"{memory.sync.pending_count()} items still without vectors: recall's vector channels see part "
+                "of the index")
 
     def memory(self) -> MemoryService:
         with self._lock:
+            self._follow_store()
             if self._memory is None:
                 memory = MemoryService.open(self.settings, self.gateway, embedder=self.embedder,
                                             chroma=self._chroma_unlocked(), anthropic_client=self.anthropic_client)
@@ -127,8 +196,9 @@ class Services:
         # Let the start-up work finish its batch first: a process that exits while a thread is inside
         # PyTorch or Chroma's native code aborts (SIGABRT) instead of exiting cleanly.
         self._stopping.set()
-        if self._background is not None and self._background.is_alive():
-            self._background.join(timeout=wait_s)
+        for thread in (self._background, self._repair):
+            if thread is not None and thread.is_alive():
+                thread.join(timeout=wait_s)
         self.gateway.close()
 
 

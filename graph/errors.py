@@ -22,6 +22,7 @@ to know a driver's exception types.
     │   ├── ChromaUnavailable
     │   └── LLMUnavailable
     └── ConfigurationError    the operator must fix a setting; retrying will not help (503)
+        ├── ChromaCorrupt     the vector index's store cannot be read: `kgmem reindex --full` rebuilds it
         ├── JavaNotFound
         ├── PortInUse
         └── DownloadError
@@ -110,6 +111,11 @@ class LLMUnavailable(Unavailable):
 
 class ConfigurationError(KgmemError):
     """A setting is missing or wrong: the operator must act."""
+
+
+class ChromaCorrupt(ConfigurationError):
+    """Chroma's store cannot be read (a damaged database or index file). It holds nothing Neo4j does not:
+    `kgmem reindex --full` moves it aside and rebuilds it."""
 
 
 class JavaNotFound(ConfigurationError):

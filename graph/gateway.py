@@ -316,11 +316,15 @@ class Gateway:
         with self._call("implicit") as driver, self._session(driver) as session:
             return [_row(record) for record in session.run(Query(query, timeout=limit) if limit else query, params)]
 
-    def explain(self, query: str, params: Mapping[str, Any] | None = None) -> Any:
+    def explain(self, query: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None) -> Any:
         """Neo4j's plan of `query` (its `ResultSummary`), from EXPLAIN on a read session: nothing runs.
-        Driver errors other than connectivity pass as they are, for the analyst guard to judge."""
+        Planning gets `timeout` (else the `time_limit` in force): a query of many patterns can keep the
+        planner busy for long. Driver errors other than connectivity and the time limit pass as they
+        are, for the analyst guard to judge."""
+        limit = self._limit(timeout)
+        explained = "EXPLAIN\n" + query
         with self._call("explain") as driver, self._session(driver, default_access_mode=READ_ACCESS) as session:
-            return session.run("EXPLAIN\n" + query, dict(params or {})).consume()
+            return session.run(Query(explained, timeout=limit) if limit else explained, dict(params or {})).consume()
 
     # -- the server --
     def ping(self) -> None:

@@ -18,29 +18,44 @@ EXPLAIN (which runs nothing) and judges the plan. A query passes only when
    user-defined (plugin) function, or another database than the one asked for.
 
 A query that passes then runs in a READ-mode transaction (the server rejects
-any write there, a second line of defence) with a timeout and a row cap.
+any write there, a second line of defence) with a row cap and a cap on the answer's
+size. One time limit covers both the planning and the run: a query with many patterns
+can keep the planner busy for longer than it would take to run.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from neo4j.exceptions import Neo4jError
 from neo4j.graph import Node, Path, Relationship
 from neo4j.spatial import Point
 from neo4j.time import Date, DateTime, Duration, Time
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from graph.errors import Conflict, CypherFailed, CypherRefused, InvalidInput, QueryTimeout
 from graph.gateway import Gateway
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MAX_ROWS = 1000
+# The answer's size as JSON: rows past it are left unread, as past the row cap. One `reduce` that
+# doubled a string answered 262 MB, which the API and the CLI would otherwise hold and send whole.
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+
+# Neo4j ran out of memory for the query: past the transaction's limit (db.memory.transaction.max)
+# or, for allocations Neo4j does not track (a string built up by `reduce`), the whole heap.
+# The driver calls both transient, but the same query would fail again: it must ask for less.
+OUT_OF_MEMORY_ERRORS = frozenset({
+    "Neo.TransientError.General.MemoryPoolOutOfMemoryError",
+    "Neo.TransientError.General.TransactionOutOfMemoryError",
+    "Neo.TransientError.General.OutOfMemoryError",
+})
 
 # Procedures that only read the graph or its schema. Everything else is refused, even
 # when Neo4j calls it read-only: db.awaitIndexes blocks, db.resampleIndex,
@@ -117,17 +132,25 @@ class Explained:
 class CypherResult(BaseModel):
     columns: list[str]
     rows: list[dict[str, Any]]
-    truncated: bool  # more rows existed than max_rows
-    elapsed_ms: float  # wall time, the guard's EXPLAIN included
+    truncated: bool = Field(description="More rows existed than came back (see truncated_by)")
+    truncated_by: Literal["max_rows", "max_bytes"] | None = Field(
+        default=None, description="What cut the rows short: the row cap, or the cap on the answer's size in bytes")
+    elapsed_ms: float = Field(description="Wall time, the guard's planning included")
 
 
-def check_read_only(gateway: Gateway, query: str, params: Mapping[str, Any] | None = None) -> Explained:
-    """Plan `query` with EXPLAIN and raise CypherRefused unless it is safe to run read-only."""
+def check_read_only(gateway: Gateway, query: str, params: Mapping[str, Any] | None = None, *,
+                    timeout_s: float | None = None) -> Explained:
+    """Plan `query` with EXPLAIN and raise CypherRefused unless it is safe to run read-only.
+    `timeout_s` bounds the planning (QueryTimeout past it); None: the `time_limit` in force, if any."""
     if not query.strip():
         raise CypherRefused("refused: the query is empty")
     database = gateway.database
     try:
-        summary = gateway.explain(query, params)
+        summary = gateway.explain(query, params, timeout=timeout_s)
+    except QueryTimeout as exc:
+        limit = f" {timeout_s:g} s" if timeout_s else ""
+        raise QueryTimeout(f"Neo4j was still planning the query at its{limit} time limit and stopped it; "
+                           "a query with fewer patterns plans faster") from exc
     except Neo4jError as exc:
         raise _planning_refusal(exc) from exc
     except (InvalidInput, Conflict) as exc:  # the gateway's reading of a value Neo4j refused while planning
@@ -151,25 +174,46 @@ def run_read_only(
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     max_rows: int = DEFAULT_MAX_ROWS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> CypherResult:
-    """Run `query` once the guard accepts it: READ mode, `timeout_s`, at most `max_rows` rows."""
-    if timeout_s <= 0 or max_rows < 1:  # Neo4j reads a timeout of 0 as no limit at all
-        raise InvalidInput(f"timeout_s must be above 0 and max_rows at least 1, not {timeout_s} and {max_rows}")
+    """Run `query` once the guard accepts it: READ mode, at most `max_rows` rows and `max_bytes` of JSON,
+    and `timeout_s` for planning and running together."""
+    if timeout_s <= 0 or max_rows < 1 or max_bytes < 1:  # Neo4j reads a timeout of 0 as no limit at all
+        raise InvalidInput(f"timeout_s must be above 0 and max_rows and max_bytes at least 1, "
+                           f"not {timeout_s}, {max_rows} and {max_bytes}")
     started = time.perf_counter()
-    check_read_only(gateway, query, params)
+    check_read_only(gateway, query, params, timeout_s=timeout_s)
+    # The run gets what planning left of the limit (the plan is cached by then, so that is run time).
+    remaining = max(timeout_s - (time.perf_counter() - started), 0.001)
 
-    def read(tx) -> tuple[list[str], list[dict[str, Any]], bool]:
-        columns, records = tx.records(query, params or {})
-        rows: list[dict[str, Any]] = []
-        for record in records:
-            if len(rows) == max_rows:
-                return columns, rows, True
-            rows.append({key: to_json_value(value) for key, value in record.items()})
-        return columns, rows, False
+    def read(tx) -> tuple[list[str], list[dict[str, Any]], str | None]:
+        try:
+            columns, records = tx.records(query, params or {})
+            rows: list[dict[str, Any]] = []
+            size = 0
+            for record in records:
+                if len(rows) == max_rows:
+                    return columns, rows, "max_rows"
+                row = {key: to_json_value(value) for key, value in record.items()}
+                size += _json_size(row)
+                if size > max_bytes:
+                    if not rows:
+                        raise CypherFailed(
+                            f"the query's first row alone is over the answer's {_mib(max_bytes)} size cap; "
+                            "return less (fewer columns, shorter strings, size() instead of the value)")
+                    return columns, rows, "max_bytes"
+                rows.append(row)
+            return columns, rows, None
+        except Neo4jError as exc:
+            # Caught here, inside the transaction, so the driver does not retry it as a transient error.
+            if exc.code in OUT_OF_MEMORY_ERRORS:
+                raise CypherFailed(f"Neo4j ran out of memory for the query and stopped it ({_message(exc)}); "
+                                   "ask for less: filter earlier, aggregate, or build smaller values") from exc
+            raise
 
     try:
         # fetch_size: ask Neo4j for no more records than the cap needs, not the driver's default batch.
-        columns, rows, truncated = gateway.read_transaction(read, timeout=timeout_s, fetch_size=max_rows + 1)
+        columns, rows, truncated_by = gateway.read_transaction(read, timeout=remaining, fetch_size=max_rows + 1)
     except QueryTimeout as exc:
         raise QueryTimeout(f"the query ran longer than its {timeout_s:g} s time limit and was stopped") from exc
     except Neo4jError as exc:  # what the gateway leaves as it is: the analyst's query failed at run time
@@ -177,9 +221,18 @@ def run_read_only(
     except (InvalidInput, Conflict) as exc:  # a value Neo4j refused at run time
         raise CypherFailed(f"Neo4j stopped the query: {_message(exc.__cause__)}") from exc
     return CypherResult(
-        columns=columns, rows=rows, truncated=truncated,
+        columns=columns, rows=rows, truncated=truncated_by is not None, truncated_by=truncated_by,
         elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
     )
+
+
+def _json_size(row: Mapping[str, Any]) -> int:
+    """Bytes the row takes in the JSON answer (UTF-8, NaN as JSON's null would be)."""
+    return len(json.dumps(row, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):g} MiB"
 
 
 def to_json_value(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
@@ -31,6 +32,20 @@ def require_visible(text: str) -> str:
     return text
 
 
+def require_finite(value: Any) -> Any:
+    """Refuse NaN and Infinity anywhere in a value: JSON has no such numbers, though Python's parser reads
+    them, and one stored would answer every later read that shows it with an error."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value} is not a number JSON can carry; send a finite number")
+    if isinstance(value, dict):
+        for item in value.values():
+            require_finite(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            require_finite(item)
+    return value
+
+
 def read_time(value: Any) -> Any:
     """Strings and numbers through kgmem's date rules (graph/dates.py); anything else to Pydantic."""
     if isinstance(value, str | int | float) and not isinstance(value, bool):
@@ -48,6 +63,7 @@ Name = Annotated[str, Field(min_length=1, max_length=512)]
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(require_visible)]
 Scalar = str | int | float | bool | datetime
 AttributeValue = Scalar | list[str] | list[int] | list[float] | None
+FiniteValue = Annotated[Any, AfterValidator(require_finite)]  # an untyped value (attributes, parameters)
 
 ATTRIBUTE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 # Entity properties kgmem owns; attributes may not overwrite them.
@@ -58,7 +74,15 @@ RESERVED_PROPERTIES = frozenset({
 })
 
 
-class Provenance(BaseModel):
+class InputModel(BaseModel):
+    """What a caller sends (a request body, a Claude tool's input). A field the model does not know is
+    refused, not dropped, so a typo (`sumary`) is never a silent loss; so are NaN and Infinity, which are
+    not JSON numbers."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Provenance(InputModel):
     """Where a write came from."""
 
     source: str | None = Field(default=None, max_length=200, description="System or channel, e.g. api, mcp, extraction")
@@ -70,7 +94,7 @@ class Provenance(BaseModel):
 class Attributes(BaseModel):
     """Attributes of an entity; a kind's model types the keys it knows, others pass as scalars."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
 
 class ProjectAttributes(Attributes):
@@ -180,7 +204,7 @@ def _storable(value: Any) -> bool:
 
 
 # -- writes ----------------------------------------------------------------------------------
-class EntityRef(BaseModel):
+class EntityRef(InputModel):
     """Points at an entity by id, or by name (and kind, when names repeat across kinds)."""
 
     id: str | None = Field(default=None, max_length=200)
@@ -198,7 +222,7 @@ class EntityRef(BaseModel):
         return normalise_name(self.name) if self.name else None
 
 
-class EntityIn(BaseModel):
+class EntityIn(InputModel):
     kind: Kind = Kind.THING
     name: Name
     entity_type: str | None = Field(
@@ -206,7 +230,7 @@ class EntityIn(BaseModel):
     )
     aliases: list[Name] = Field(default_factory=list, max_length=100)
     summary: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: dict[str, FiniteValue] = Field(default_factory=dict)
     id: str | None = Field(default=None, max_length=200, description="Use this id if the entity is new")
     provenance: Provenance = Field(default_factory=Provenance)
 
@@ -220,7 +244,7 @@ class EntityIn(BaseModel):
         return self
 
 
-class ObservationIn(BaseModel):
+class ObservationIn(InputModel):
     entity: EntityRef
     text: Text
     valid_from: UtcDatetime | None = Field(default=None, description="When it became true; default now")
@@ -240,7 +264,7 @@ class ObservationIn(BaseModel):
         return self
 
 
-class RelationIn(BaseModel):
+class RelationIn(InputModel):
     source: EntityRef
     type: str = Field(min_length=1, max_length=100, description="A vocabulary type, or one matching ^[A-Z][A-Z0-9_]{0,63}$")
     target: EntityRef

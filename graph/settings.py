@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     )
     neo4j_heap: str = Field(default="512m", pattern=r"^\d+[kmgKMG]$")
     neo4j_pagecache: str = Field(default="256m", pattern=r"^\d+[kmgKMG]$")
+    neo4j_transaction_memory: str = Field(
+        default="256m", pattern=r"^(0|\d+[kmgKMG])$",
+        description="Heap one transaction may use (Neo4j's db.memory.transaction.max): a query past it fails "
+                    "alone instead of exhausting the heap the whole server shares. Keep it under neo4j_heap; "
+                    "0: no limit.",
+    )
     neo4j_start_timeout: float = Field(default=120.0, gt=0)
 
     # -- Chroma -----------------------------------------------------------------
@@ -140,12 +146,35 @@ class Settings(BaseSettings):
     api_query_timeout_s: float = Field(default=10.0, gt=0, le=600, description="Neo4j transaction timeout per request.")
     api_rate_limit_per_minute: int = Field(default=600, ge=0, description="Requests per API key per minute; 0: off.")
     api_idempotency_ttl_s: int = Field(default=86_400, ge=60, description="How long an Idempotency-Key is remembered.")
+    # API keys are stored as HMAC-SHA-256 under this server-side secret (docs/auth.md); replicas must share it.
+    api_key_secret: SecretStr | None = Field(
+        default=None,
+        description="The server-side secret API keys are hashed with. Unset: generated once in api_key_secret_file.",
+    )
+    api_key_secret_file: Path | None = Field(
+        default=None, description="Where the generated secret is kept (mode 0600); default $KGMEM_HOME/api-key-secret.",
+    )
+    api_auth_failures_per_minute: int = Field(
+        default=30, ge=0, description="Failed API key checks per client address a minute (bursts up to the same); "
+                                      "past it 429 before any check. 0: off.",
+    )
+    api_auth_max_concurrent: int = Field(
+        default=4, ge=1, le=64, description="API key checks (a Neo4j lookup each) running at once; more wait.",
+    )
 
     @field_validator("auth_disabled", mode="before")
     @classmethod
     def _empty_is_false(cls, value: Any) -> Any:
         # KGMEM_AUTH_DISABLED= (set but empty) means off; any word but a clear true/false is an error.
         return False if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("api_key_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters; make one with "
+                             "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -175,7 +204,7 @@ class Settings(BaseSettings):
     def public_dict(self) -> dict[str, Any]:
         """Settings with secrets masked, for `kgmem config`."""
         data = self.model_dump(mode="json")
-        for secret in ("neo4j_password", "anthropic_api_key"):
+        for secret in ("neo4j_password", "anthropic_api_key", "api_key_secret"):
             if data.get(secret):
                 data[secret] = "********"
         return data

@@ -45,11 +45,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from graph.errors import ConfigurationError, InvalidInput, LLMUnavailable, NotFound
-from graph.model import MAX_TEXT_CHARS, EntityIn, EntityRef, Provenance, RelationIn, VisibleText
+from graph.model import MAX_TEXT_CHARS, EntityIn, EntityRef, FiniteValue, InputModel, Provenance, RelationIn, VisibleText
 from graph.settings import Settings
 from graph.store import check_space
 from graph.vocabulary import Kind
 from memory.embedder import Embedder
+from memory.index import HNSW_SETTINGS
 from memory.index import translate as translate_chroma
 
 if TYPE_CHECKING:
@@ -79,17 +80,15 @@ EntityId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 MetadataValue = str | int | float | bool  # what a Chroma payload can hold
 
 
-class Message(BaseModel):
+class Message(InputModel):
     """One chat message, as mem0 takes it; `name` becomes the memory's `actor_id`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     role: Literal["user", "assistant", "system"]
     content: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     name: str | None = Field(default=None, max_length=200)
 
 
-class MemoryScope(BaseModel):
+class MemoryScope(InputModel):
     """Who a memory belongs to, in mem0's terms: at least one of the three ids."""
 
     user_id: EntityId | None = Field(default=None, description="The user the memories are about")
@@ -150,7 +149,7 @@ class SearchMemoryRequest(MemoryScope):
 
     query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
     limit: int = Field(default=10, ge=1, le=1000, description="At most this many results (mem0's top_k)")
-    filters: dict[str, Any] | None = Field(
+    filters: dict[str, FiniteValue] | None = Field(
         default=None,
         description="mem0 metadata filters: {key: value}, {key: {eq|ne|gt|gte|lt|lte|in|nin: value}}, "
                     "{AND|OR|NOT: [filter, ...]}")
@@ -163,7 +162,7 @@ class SearchMemoryRequest(MemoryScope):
         return filters
 
 
-class UpdateMemoryRequest(BaseModel):
+class UpdateMemoryRequest(InputModel):
     """mem0's `update`: the memory's new text (mem0 2.2.1 calls it `text`; `data` is its older name)."""
 
     model_config = ConfigDict(populate_by_name=True)
@@ -300,7 +299,7 @@ class FreeTextMemory:
         # Cosine, like kgmem's own index; mem0 then opens this collection as it is.
         chroma_client.get_or_create_collection(
             self.collection_name, embedding_function=None,
-            metadata={"hnsw:space": "cosine", "embedding_model": embedder.name, "dimension": embedder.dimension},
+            metadata={**HNSW_SETTINGS, "embedding_model": embedder.name, "dimension": embedder.dimension},
         )
         config = {
             "vector_store": {"provider": "chroma",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -33,8 +34,9 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from graph import lucene, records
+from graph.errors import ChromaUnavailable
 from graph.gateway import Gateway
-from graph.model import Provenance
+from graph.model import InputModel, Provenance
 from graph.reads import GraphReader, entity_visible, fact_visible
 from graph.vocabulary import Kind
 from memory.embedder import Embedder
@@ -101,7 +103,7 @@ class RecallConfig(BaseModel):
         return self.weights.get(channel, 0.0) > 0
 
 
-class RecallQuery(BaseModel):
+class RecallQuery(InputModel):
     text: str = Field(min_length=1, max_length=4000)
     limit: int = Field(10, ge=1, le=100)
     kinds: list[Kind] | None = Field(None, description="Only items about entities of these kinds")
@@ -142,6 +144,9 @@ class RecallResult(BaseModel):
     items: list[RecallItem]
     took_ms: float
     channel_hits: dict[str, int]
+    degraded: list[str] = Field(default_factory=list, description=(
+        "What this answer could not use in full, as `part: why`: the vector index while it is rebuilt from "
+        "Neo4j or unreachable (the other channels still ran). Empty when every channel ran on the whole index"))
 
 
 # -- queries ------------------------------------------------------------------------------------
@@ -267,6 +272,10 @@ def keyword_terms(text: str, *, drop_stopwords: bool) -> str:
     return " ".join(kept or terms)
 
 
+def _unavailable_note(exc: ChromaUnavailable) -> str:
+    return f"vectors: {exc}; this answer comes from keywords, names and the graph only"
+
+
 def _vector_ref(vector_id: str) -> tuple[str | None, str | None, str]:
     """(channel, item type, item id) of a Chroma id such as "win:<observation id>" or a passage's "obs:<id>#2"."""
     prefix, _, item_id = item_of(vector_id)[0].partition(":")
@@ -296,6 +305,16 @@ class _Candidate:
             self.channels.append(channel)
 
 
+@dataclass
+class Gathered:
+    """The candidates of one query, before fusion."""
+
+    pool: dict[str, _Candidate]
+    named: set[str]  # entities the query names
+    members: set[str] | None  # the project's entities when the query is scoped to one
+    degraded: list[str] = field(default_factory=list)  # RecallResult.degraded
+
+
 class Recall:
     """Runs hybrid recall for one tenant at a time."""
 
@@ -315,30 +334,55 @@ class Recall:
         """`boosts` adds to the fused score of items by id (feedback on earlier briefs)."""
         started = time.perf_counter()
         cfg = config or self.config
-        base = {"space": space, "as_of": query.as_of, "kinds": [k.value for k in query.kinds] if query.kinds else None,
-                "agent": query.agent, "since": query.since, "until": query.until}
-        pool: dict[str, _Candidate] = {}
-        vector = self.embedder.embed_one(query.text) if any(cfg.on(c) for c in VECTOR_CHANNELS) else None
-
-        self._keyword(query, cfg, base, pool)
-        self._vector(query, cfg, base, vector, pool)
-        named = self._names(space, query, cfg, base, pool)
-        self._graph(cfg, base, pool, named)
-        if vector is not None:
-            self._rescore(vector, pool)
-
-        ranked = self._fuse(query, cfg, pool, named, boosts or {})
-        members = self._project_members(space, query) if query.project_id else None
-        items = [c for c in ranked if self._passes(c, query, members)]
+        gathered = self.gather(space, query, cfg)
+        items = self.rank(query, cfg, gathered, boosts)
         if self.reranker is not None and cfg.rerank_top:
             items = self._rerank(query.text, items, cfg.rerank_top)
         items = items[: query.limit]
         hits: dict[str, int] = defaultdict(int)
-        for candidate in pool.values():
+        for candidate in gathered.pool.values():
             for channel in candidate.channels:
                 hits[channel] += 1
         return RecallResult(query=query.text, items=self._results(space, items),
-                            took_ms=round((time.perf_counter() - started) * 1000, 2), channel_hits=dict(hits))
+                            took_ms=round((time.perf_counter() - started) * 1000, 2), channel_hits=dict(hits),
+                            degraded=gathered.degraded)
+
+    def gather(self, space: str, query: RecallQuery, cfg: RecallConfig) -> Gathered:
+        """Step 1 and 2: every channel's candidates, rescored against the query (no fusion yet)."""
+        base = {"space": space, "as_of": query.as_of, "kinds": [k.value for k in query.kinds] if query.kinds else None,
+                "agent": query.agent, "since": query.since, "until": query.until}
+        pool: dict[str, _Candidate] = {}
+        vector = self.embedder.embed_one(query.text) if any(cfg.on(c) for c in VECTOR_CHANNELS) else None
+        self._keyword(query, cfg, base, pool)
+        try:
+            self._vector(query, cfg, base, vector, pool)
+            degraded = self._rebuild_note(vector)
+        except ChromaUnavailable as exc:  # the other channels still answer; a damaged store (503) does not degrade
+            vector, degraded = None, [_unavailable_note(exc)]
+        named = self._names(space, query, cfg, base, pool)
+        self._graph(cfg, base, pool, named)
+        if vector is not None:
+            try:
+                self._rescore(vector, pool)
+            except ChromaUnavailable as exc:
+                degraded.append(_unavailable_note(exc))
+        members = self._project_members(space, query) if query.project_id else None
+        return Gathered(pool, named, members, degraded)
+
+    def _rebuild_note(self, vector: list[float] | None) -> list[str]:
+        """While the vector index is rebuilt from Neo4j (by this process or another), its channels see part of it."""
+        since = self.index.rebuilding_since() if vector is not None and self.index is not None else None
+        if since is None:
+            return []
+        return [f"vectors: the vector index is being rebuilt from Neo4j (since {since:%Y-%m-%d %H:%M:%S} UTC); "
+                "the vector channels see only the part rebuilt so far"]
+
+    def rank(self, query: RecallQuery, cfg: RecallConfig, gathered: Gathered,
+             boosts: dict[str, float] | None = None) -> list[_Candidate]:
+        """Step 3: fuse the gathered candidates by `cfg`'s weights and boosts; the query's filters applied.
+        Pure: the same gathered pool ranks under many configurations (benchmarks tune defaults this way)."""
+        ranked = self._fuse(query, cfg, gathered.pool, gathered.named, boosts or {})
+        return [c for c in ranked if self._passes(c, query, gathered.members)]
 
     # -- candidates -----------------------------------------------------------------------------
     def _add(self, pool: dict[str, _Candidate], item_type: ItemType, row: dict[str, Any]) -> _Candidate:

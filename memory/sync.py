@@ -266,16 +266,26 @@ class VectorSync:
         if full and space is not None:
             raise ValueError("a full rebuild drops the whole index: it cannot be limited to one space")
         if full:
-            self.index.drop()
+            self.index.drop()  # and marks the new collection as being rebuilt, for every process reading it
             for query, mark in ((INDEXED_OBSERVATION_IDS, MARK_OBSERVATIONS_PENDING), (INDEXED_ENTITY_IDS, MARK_ENTITIES_PENDING)):
                 for rows in self._id_batches(query):
                     self.gateway.write(mark, ids=[row["id"] for row in rows])
         report = ReconcileReport()
+        began = full
         if not full:
             report.missing_repaired = self._repair_missing(space)
+            # A lost or replaced store is rebuilt from Neo4j, which readers should be told (unless a rebuild is on).
+            if report.missing_repaired and self.index.rebuilding_since() is None:
+                self.index.mark_rebuilding()
+                began = True
             report.orphans_removed = self._remove_orphans(space)
         processed = self.process_pending(space=space, progress=progress)
         report.embedded, report.deleted = processed.embedded, processed.deleted
+        # Everything pending when it began is in: the rebuild is over (items written since are their writers'
+        # to follow). A reconcile of one space ends only a rebuild it began; a whole one ends any, so the next
+        # start-up or `kgmem reindex` clears the mark of a rebuild whose process died.
+        if began or space is None:
+            self.index.finish_rebuild()
         return report
 
     def _id_batches(self, query: str, space: str | None = None) -> list[list[dict[str, Any]]]:

@@ -1,5 +1,6 @@
 """Health endpoints: liveness, readiness that names what is down, and versions."""
 
+import random
 import re
 import time
 
@@ -8,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from graph.neo4j_server.server import free_port
+from memory.vectors import open_chroma
 
 
 def wait_ready(client: TestClient, timeout: float = 120.0):
@@ -37,7 +39,9 @@ def test_healthz_answers_without_dependencies(client):
 def test_readyz_is_200_when_neo4j_chroma_and_the_embedder_are_up(client):
     response = wait_ready(client)
     assert response.status_code == 200, response.json()
-    assert response.json()["checks"] == {"neo4j": "ok", "chroma": "ok", "embedder": "ok"}
+    body = response.json()
+    assert body["status"] == "ready" and body["not_ready"] == body["degraded"] == []
+    assert body["checks"] == {"neo4j": "ok", "chroma": "ok", "embedder": "ok", "vectors": "ok"}
 
 
 def test_readyz_names_neo4j_when_it_is_down(settings):
@@ -65,9 +69,23 @@ def test_readyz_names_chroma_when_its_server_is_down(settings):
     assert response.json()["not_ready"] == ["chroma"]
 
 
+def test_readyz_names_a_damaged_chroma_store_and_the_way_out(settings):
+    open_chroma(settings).close()  # a store, then garbage over its database
+    database = settings.chroma_dir / "chroma.sqlite3"
+    database.write_bytes(random.Random(7).randbytes(database.stat().st_size))
+    with TestClient(create_app(settings)) as client:
+        response = wait_ready(client)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "not ready" and body["not_ready"] == ["chroma"]
+    assert re.match(rf"Chroma's store at {re.escape(str(settings.chroma_dir))} is damaged \(file is not a database\); "
+                    r".*run `kgmem reindex --full` to move it aside and rebuild it", body["checks"]["chroma"])
+
+
 def test_version_reports_the_server_and_the_model(client):
     wait_ready(client)
     body = client.get("/version").json()
     assert body["neo4j_server"]["version"].startswith("5.26.")
-    assert body["embedding"] == {"model": "all-MiniLM-L6-v2", "source": body["embedding"]["source"], "dimension": 384}
+    assert body["embedding"] == {"model": "all-MiniLM-L6-v2", "source": body["embedding"]["source"], "dimension": 384,
+                                 "window_tokens": 256}
     assert body["packages"]["neo4j"] != "not installed"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
+import httpx
 import pytest
 from api_server import api_settings
 from fastapi.testclient import TestClient
@@ -41,6 +42,33 @@ def test_missing_scope_is_403_and_another_space_is_404(live_api, space):
         with pytest.raises(KgmemApiError) as hidden:
             elsewhere.list_entities()
         assert hidden.value.status == 404 and "no such space" in hidden.value.detail
+
+
+def test_an_address_that_fails_too_often_gets_429_on_rest_and_mcp_alike(live_api, space):
+    """Failed API key checks count per client address, whichever door they came through; once the
+    address has used them up, a new key from it waits too, and other addresses are not affected."""
+    per_minute = live_api.app.state.key_store.settings.api_auth_failures_per_minute
+    bad = {"Authorization": "Bearer kgm_AAAAAAAAAAAA_" + "x" * 43}
+    mcp = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}
+    fresh = {"Authorization": f"Bearer {live_api.token([space], ['read'])}"}
+
+    def from_address(address: str) -> httpx.Client:
+        return httpx.Client(base_url=live_api.base_url, transport=httpx.HTTPTransport(local_address=address),
+                            timeout=60)
+
+    with from_address("127.0.3.1") as failing, from_address("127.0.3.2") as other:
+        statuses = [failing.get(f"/v1/spaces/{space}/entities", headers=bad).status_code for _ in range(per_minute - 1)]
+        statuses.append(failing.post("/mcp", json=initialize, headers={**mcp, **bad}).status_code)
+        assert statuses == [401] * per_minute
+        for refused in (failing.get(f"/v1/spaces/{space}/entities", headers=bad),
+                        failing.post("/mcp", json=initialize, headers={**mcp, **bad}),
+                        failing.get(f"/v1/spaces/{space}/entities", headers=fresh)):
+            assert refused.status_code == 429, refused.text
+            assert refused.json()["type"] == "urn:kgmem:problem:auth-rate-limited"
+            assert int(refused.headers["retry-after"]) >= 1
+        assert other.get(f"/v1/spaces/{space}/entities", headers=fresh).status_code == 200
 
 
 # -- validation and bounds -----------------------------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
+from cypher_helpers import doubled_string, slow_to_plan
 
 from api.client import KgmemApiError
 from graph.model import EntityIn, EntityRef, ObservationIn, RelationIn
@@ -172,3 +174,109 @@ def test_requests_are_timed_per_route_and_dependency(live_api, kg):
            'status_class="2xx"}' in metrics
     for dependency in ("neo4j", "chroma", "embedder"):
         assert f'kgmem_dependency_duration_seconds_count{{dependency="{dependency}"' in metrics
+
+
+# -- bad input: refused whole, with the field named, before anything is written ---------------------------
+NAN, INFINITY = float("nan"), float("inf")
+
+
+def send(live_api, space: str, path: str, body, *, token: str | None = None, headers=None):
+    """POST `body` as Python's JSON writes it, NaN and Infinity included (JSON has neither)."""
+    with live_api.http(token or live_api.token([space], ["read", "write"])) as http:
+        return http.post(f"/v1/spaces/{space}{path}", content=json.dumps(body),
+                         headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def refused_paths(response) -> list[str]:
+    assert response.status_code == 422, response.text
+    return [error["path"] for error in response.json()["errors"]]
+
+
+@pytest.mark.parametrize("weight", [NAN, INFINITY, -INFINITY])
+def test_a_non_finite_relation_weight_is_refused_and_writes_nothing(live_api, space, gateway, weight):
+    body = {"relations": [{"source": {"name": "ds-1"}, "type": "LEADS_ANALYSIS_FOR",
+                           "target": {"name": "Churn model"}, "weight": weight}], "create_missing": True}
+    token = live_api.token([space], ["read", "write"])
+    for _ in range(2):  # a retry with the same Idempotency-Key is refused the same way
+        response = send(live_api, space, "/relations", body, token=token, headers={"Idempotency-Key": "weight-1"})
+        assert refused_paths(response) == ["body.relations[0].weight"]
+    assert gateway.rows("MATCH (n {space: $space}) RETURN count(n) AS n", space=space) == [{"n": 0}]
+
+
+def test_non_finite_numbers_are_refused_wherever_they_come_in(live_api, space):
+    entity = {"kind": "Project", "name": "Churn model", "attributes": {"score": NAN}}
+    assert refused_paths(send(live_api, space, "/entities", {"entities": [entity]})) == [
+        "body.entities[0].attributes.score"]
+    memory = {"messages": "I prefer Polars", "user_id": "alice", "infer": False, "metadata": {"weight": INFINITY}}
+    assert all(path.startswith("body.metadata.weight") for path in refused_paths(
+        send(live_api, space, "/memories", memory)))
+    outcome = {"delegation_id": "d-1", "status": "succeeded", "metrics": {"auc": NAN}}
+    assert refused_paths(send(live_api, space, "/delegations/outcome", outcome)) == ["body.metrics.auc"]
+
+
+@pytest.mark.parametrize(("path", "body", "typo"), [
+    ("/entities", {"entities": [{"kind": "Project", "name": "Churn model", "sumary": "who leaves"}]},
+     "body.entities[0].sumary"),
+    ("/observations", {"observations": [{"entity": {"name": "Churn model"}, "text": "AUC 0.81", "valid_form": "2026"}],
+                       "create_missing": True}, "body.observations[0].valid_form"),
+    ("/relations", {"relations": [{"source": {"name": "ds-1"}, "type": "LEADS_ANALYSIS_FOR",
+                                   "target": {"name": "Churn model", "knd": "Project"}}], "create_missing": True},
+     "body.relations[0].target.knd"),
+    ("/memories", {"messages": "I prefer Polars", "user_id": "alice", "infer": False, "metdata": {"topic": "x"}},
+     "body.metdata"),
+    ("/delegations/brief", {"task": "Retrain the churn model", "projet": "Churn model"}, "body.projet"),
+])
+def test_an_unknown_field_is_refused_by_name_not_dropped(live_api, space, gateway, path, body, typo):
+    response = send(live_api, space, path, body)
+    assert refused_paths(response) == [typo]
+    assert response.json()["errors"][0]["type"] == "extra_forbidden"
+    assert gateway.rows("MATCH (n {space: $space}) RETURN count(n) AS n", space=space) == [{"n": 0}]
+
+
+def test_a_nan_stored_before_is_answered_as_null_with_and_without_an_idempotency_key(live_api, space, gateway):
+    """Answers go through the route's response model: a NaN already in the graph reads as null, not a 500
+    after the write committed, and a replay answers the same."""
+    entity = {"entities": [{"kind": "Project", "name": "Churn model"}]}
+    assert send(live_api, space, "/entities", entity).status_code == 200
+    gateway.write("MATCH (e:Entity {space: $space}) SET e.score = 0.0 / 0.0", space=space)
+    plain = send(live_api, space, "/entities", entity)
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["entities"][0]["attributes"]["score"] is None
+    token = live_api.token([space], ["read", "write"])
+    first = send(live_api, space, "/entities", entity, token=token, headers={"Idempotency-Key": "nan-1"})
+    replay = send(live_api, space, "/entities", entity, token=token, headers={"Idempotency-Key": "nan-1"})
+    assert (first.status_code, replay.status_code) == (200, 200), first.text
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json() == first.json()
+    assert first.json()["entities"][0]["attributes"]["score"] is None
+
+
+# -- analyst Cypher: time and memory limits --------------------------------------------------------------
+def cypher(live_api, space: str, query: str):
+    token = live_api.token(["*"], ["read", "cypher", "admin"])
+    with live_api.http(token) as http:
+        return http.post(f"/v1/spaces/{space}/cypher", json={"query": query})
+
+
+def test_a_query_still_planning_at_the_time_limit_answers_504(live_api, space):
+    started = time.monotonic()
+    response = cypher(live_api, space, slow_to_plan())
+    assert response.status_code == 504, response.text
+    assert "still planning" in response.json()["detail"]
+    assert time.monotonic() - started < live_api.settings.api_query_timeout_s + 10
+
+
+def test_a_query_past_neo4j_memory_limit_is_the_analysts_to_fix_not_a_retry(live_api, space):
+    response = cypher(live_api, space,
+                      "UNWIND range(1, 3000000) AS i WITH collect(toString(i) + 'abcdefghij') AS c RETURN size(c)")
+    assert response.status_code == 422, response.text
+    assert "Retry-After" not in response.headers
+    assert "ran out of memory" in response.json()["detail"]
+
+
+def test_a_large_answer_stops_at_the_size_cap(live_api, space):
+    response = cypher(live_api, space, doubled_string(20, rows=40))  # 40 rows of 1 MiB
+    assert response.status_code == 200
+    answer = response.json()
+    assert (answer["truncated"], answer["truncated_by"]) == (True, "max_bytes")
+    assert len(answer["rows"]) < 40

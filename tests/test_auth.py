@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
 import threading
+import time
+from datetime import UTC, datetime
 
 import pytest
 from argon2 import PasswordHasher
@@ -10,6 +15,7 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from api import problems
 from api.auth import (
     ALL_SPACES,
     ApiKey,
@@ -18,10 +24,16 @@ from api.auth import (
     Scope,
     check_key_name,
     ensure_key_schema,
+    format_token,
+    keyed_hash,
+    new_key_id,
+    new_secret,
     parse_token,
     require,
+    server_secret,
     validate_grant,
 )
+from api.problems import ApiProblem
 from graph.errors import Conflict, InvalidInput
 from graph.settings import Settings
 
@@ -39,13 +51,48 @@ class Clock:
 
 
 class CountingHasher(PasswordHasher):
+    """argon2-cffi's hasher, counting what it is asked to do."""
+
     def __init__(self) -> None:
         super().__init__()
         self.verified: list[str] = []
+        self.hashed = 0
 
     def verify(self, hash, password):  # noqa: A002 - argon2's own parameter name
         self.verified.append(hash)
         return super().verify(hash, password)
+
+    def hash(self, password, *, salt=None):
+        self.hashed += 1
+        return super().hash(password, salt=salt)
+
+
+class GaugedHasher(PasswordHasher):
+    """argon2-cffi's hasher, recording how many verifications run at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running = 0
+        self.most = 0
+        self._lock = threading.Lock()
+
+    def verify(self, hash, password):
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            time.sleep(0.05)  # long enough for every check of the test to be under way at once
+            return super().verify(hash, password)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+# What versions before #15 ran to store a key, with `PasswordHasher().hash(secret)` as the hash.
+OLD_CREATE_KEY = (
+    "CREATE (k:ApiKey {key_id: $key_id, hash: $hash, name: $name, scopes: $scopes, spaces: $spaces, "
+    "created_at: $now}) RETURN k.key_id AS key_id"
+)
 
 
 def _delete_keys(gateway, key_ids) -> None:
@@ -96,6 +143,20 @@ def count_keys(gateway) -> int:
     return gateway.rows("MATCH (k:ApiKey) RETURN count(k) AS n")[0]["n"]
 
 
+def stored_hash(gateway, key_id: str) -> str:
+    return gateway.rows(ALL_KEY_PROPERTIES, key_id=key_id)[0]["props"]["hash"]
+
+
+@pytest.fixture
+def legacy_key(gateway, created) -> tuple[str, str]:
+    """(key_id, token) of a key exactly as versions before #15 stored it: an argon2id hash of the secret."""
+    key_id, secret = new_key_id(), new_secret()
+    gateway.write(OLD_CREATE_KEY, key_id=key_id, hash=PasswordHasher().hash(secret), name="made by an older kgmem",
+                  scopes=["read"], spaces=["acme"], now=datetime.now(UTC))
+    created.append(key_id)
+    return key_id, format_token(key_id, secret)
+
+
 # -- the key store ---------------------------------------------------------------------------------
 
 def test_create_then_authenticate(make_key, store):
@@ -134,17 +195,59 @@ def test_wrong_secret_unknown_id_and_malformed_tokens_are_refused(make_key, stor
     assert store.authenticate(token) is not None  # the real one still works
 
 
-def test_unknown_key_ids_cost_an_argon2_verify(gateway, created):
+def test_checking_tokens_never_runs_argon2_for_keys_made_now(gateway, created):
+    """A bad token costs a keyed hash, not a memory-hard one: whatever the token, argon2 is not touched."""
     hasher = CountingHasher()
     store = KeyStore(gateway, hasher=hasher)
-    key, token = store.create("timing", ["read"], ["acme"])
+    key, token = store.create("no argon2", ["read"], ["acme"])
     created.append(key.key_id)
+    key_id, secret = parse_token(token)
+    assert store.authenticate(f"kgm_{'Q' * 12}_{secret}") is None  # unknown key id
+    assert store.authenticate(f"kgm_{key_id}_{'A' * len(secret)}") is None  # wrong secret
+    assert store.authenticate(token) is not None
+    assert (hasher.verified, hasher.hashed) == ([], 0)
+
+
+def test_a_key_hashed_with_argon2_keeps_working_and_is_rehashed_on_first_use(legacy_key, gateway):
+    key_id, token = legacy_key
     secret = parse_token(token)[1]
-    assert store.authenticate(f"kgm_{'Q' * 12}_{secret}") is None
-    assert len(hasher.verified) == 1
-    assert hasher.verified[0].startswith("$argon2")
-    stored = gateway.rows(ALL_KEY_PROPERTIES, key_id=key.key_id)[0]["props"]["hash"]
-    assert hasher.verified[0] != stored  # a dummy hash, not some real key's
+    hasher = CountingHasher()
+    store = KeyStore(gateway, hasher=hasher)
+
+    assert store.authenticate(f"kgm_{key_id}_{'A' * len(secret)}") is None  # wrong secret: refused, nothing replaced
+    assert stored_hash(gateway, key_id).startswith("$argon2id$")
+
+    key = store.authenticate(token)
+    assert key is not None
+    assert (key.key_id, key.name, key.scopes, key.spaces) == (key_id, "made by an older kgmem", ["read"], ["acme"])
+    assert [h[:10] for h in hasher.verified] == ["$argon2id$"] * 2  # argon2 for the old hash, and only for it
+    assert stored_hash(gateway, key_id) == keyed_hash(server_secret(store.settings), secret)
+
+    another_replica = KeyStore(gateway, hasher=(later := CountingHasher()))  # no cache: checks Neo4j's hash
+    assert another_replica.authenticate(token) is not None
+    assert later.verified == []
+
+
+def test_a_revoked_key_hashed_with_argon2_stays_refused(legacy_key, gateway):
+    key_id, token = legacy_key
+    store = KeyStore(gateway)
+    assert store.revoke(key_id) is True
+    assert store.authenticate(token) is None
+    assert stored_hash(gateway, key_id).startswith("$argon2id$")
+
+
+def test_a_key_hashed_under_another_server_secret_is_refused_and_the_log_says_why(gateway, created, caplog):
+    """Replicas (and `kgmem keys`) must share the server secret; one that does not says so, once per key."""
+    replica_a = KeyStore(gateway, secret=b"a" * 32)
+    replica_b = KeyStore(gateway, secret=b"b" * 32)
+    key, token = replica_a.create("made on replica a", ["read"], ["acme"])
+    created.append(key.key_id)
+    with caplog.at_level(logging.WARNING, logger="api.auth"):
+        assert replica_b.authenticate(token) is None
+        assert replica_b.authenticate(token) is None
+    told = [r.getMessage() for r in caplog.records if "another server secret" in r.getMessage()]
+    assert len(told) == 1 and key.key_id in told[0] and "KGMEM_API_KEY_SECRET" in told[0]
+    assert replica_a.authenticate(token) is not None
 
 
 def test_revoked_keys_are_refused(make_key, store):
@@ -177,12 +280,12 @@ def test_only_successes_are_cached(make_key, store):
     assert len(store._cache) == 1
 
 
-def test_the_hash_is_argon2_and_the_secret_is_nowhere_in_neo4j(make_key, gateway):
+def test_the_hash_is_a_keyed_hmac_and_the_secret_is_nowhere_in_neo4j(make_key, store, gateway):
     key, token = make_key(name="secretive")
     secret = parse_token(token)[1]
     props = gateway.rows(ALL_KEY_PROPERTIES, key_id=key.key_id)[0]["props"]
-    assert props["hash"].startswith("$argon2")
-    assert PasswordHasher().verify(props["hash"], secret)
+    assert re.fullmatch(r"hmac-sha256:[0-9a-f]{8}:[0-9a-f]{64}", props["hash"])
+    assert props["hash"] == keyed_hash(server_secret(store.settings), secret)
     assert set(props) >= {"key_id", "hash", "name", "scopes", "spaces", "created_at"}
     assert "space" not in props  # not tenant data
     for value in props.values():
@@ -199,7 +302,7 @@ def test_list_never_returns_hashes(make_key, store):
     assert key.key_id in listed
     assert listed[key.key_id].name == "listed"
     dumped = listed[key.key_id].model_dump_json()
-    assert "hash" not in dumped and "$argon2" not in dumped
+    assert "hash" not in dumped and "hmac-sha256" not in dumped
     assert parse_token(token)[1] not in dumped
     assert "hash" not in ApiKey.model_fields
 
@@ -301,6 +404,7 @@ def test_replicas_bootstrapping_at_once_make_one_key(no_keys, gateway):
 
 def make_app(store: KeyStore | None, *, auth_disabled: bool = False) -> FastAPI:
     app = FastAPI()
+    problems.install(app)  # as the real app: ApiProblem (429, 503) answers as a problem
     if store is not None:
         app.state.key_store = store
     app.state.auth_disabled = auth_disabled
@@ -427,6 +531,85 @@ def test_without_a_key_store_the_app_fails_closed():
 def test_the_dependency_is_in_openapi(client):
     schema = client.get("/openapi.json").json()
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+# -- failed checks per client, checks at once -------------------------------------------------------
+
+THINGS = "/v1/spaces/acme/things"
+
+
+def from_address(app: FastAPI, address: str) -> TestClient:
+    return TestClient(app, client=(address, 40000))
+
+
+def test_an_address_that_used_up_its_failed_checks_gets_429_before_any_lookup(gateway, make_key, clock):
+    store = KeyStore(gateway, settings=Settings(api_auth_failures_per_minute=3), clock=clock)
+    app = make_app(store)
+    attacker, neighbour = from_address(app, "198.51.100.7"), from_address(app, "198.51.100.8")
+    _, token = make_key()
+    key_id, secret = parse_token(token)
+    bad = f"kgm_{key_id}_{'D' * len(secret)}"
+    assert [attacker.get(THINGS, headers=bearer(bad)).status_code for _ in range(3)] == [401, 401, 401]
+
+    lookups: list[str] = []
+    stop = gateway.observe(lambda operation, seconds: lookups.append(operation))
+    try:
+        refused = attacker.get(THINGS, headers=bearer(token))  # even a good key this store has not checked yet
+    finally:
+        stop()
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["type"] == "urn:kgmem:problem:auth-rate-limited"
+    assert "198.51.100.7" in refused.json()["detail"]
+    assert int(refused.headers["Retry-After"]) == 20  # one failed check back every 20 s at 3 a minute
+    assert lookups == []  # refused before Neo4j was asked anything
+
+    assert neighbour.get(THINGS, headers=bearer(token)).status_code == 200  # limits are per address
+    assert attacker.get(THINGS, headers=bearer(token)).status_code == 200  # checked now (cached): no check to limit
+    clock.now += 20
+    assert attacker.get(THINGS, headers=bearer(bad)).status_code == 401
+    assert attacker.get(THINGS, headers=bearer(bad)).status_code == 429
+
+
+def test_a_good_key_does_not_count_as_a_failed_check(gateway, make_key, clock):
+    store = KeyStore(gateway, settings=Settings(api_auth_failures_per_minute=2), clock=clock)
+    client = from_address(make_app(store), "198.51.100.9")
+    bad = "kgm_" + "W" * 12 + "_" + "x" * 43
+    answers = [client.get(THINGS, headers=bearer(bad)).status_code]
+    answers += [client.get(THINGS, headers=bearer(make_key()[1])).status_code for _ in range(3)]
+    answers += [client.get(THINGS, headers=bearer(bad)).status_code for _ in range(2)]
+    assert answers == [401, 200, 200, 200, 401, 429]
+
+
+def test_malformed_tokens_count_as_failed_checks(gateway, clock):
+    store = KeyStore(gateway, settings=Settings(api_auth_failures_per_minute=2), clock=clock)
+    client = from_address(make_app(store), "198.51.100.10")
+    assert [client.get(THINGS, headers=bearer("nonsense")).status_code for _ in range(3)] == [401, 401, 429]
+
+
+def test_at_most_max_concurrent_checks_run_at_once_and_too_many_waiting_get_503(legacy_key, gateway):
+    """An old key's argon2 hash makes each check slow and memory-hard: a flood of wrong secrets for it
+    (from as many addresses) runs two checks at a time, and turns away what would wait too long."""
+    hasher = GaugedHasher()
+    store = KeyStore(gateway, settings=Settings(api_auth_max_concurrent=2, api_auth_failures_per_minute=0),
+                     hasher=hasher)
+    key_id, token = legacy_key
+    bad = f"kgm_{key_id}_{'E' * len(parse_token(token)[1])}"
+
+    async def attempt(n: int) -> int:
+        try:
+            return 200 if await store.admit(bad, f"192.0.2.{n}") else 401
+        except ApiProblem as refused:
+            assert refused.headers == {"Retry-After": "1"}
+            return refused.status
+
+    async def flood() -> list[int]:
+        return await asyncio.gather(*(attempt(n) for n in range(60)))
+
+    answers = asyncio.run(flood())
+    assert hasher.most == 2
+    assert set(answers) == {401, 503}
+    assert answers.count(401) == 2 + 2 * 16  # the two running and the 32 allowed to wait were checked
+    assert store.authenticate(token) is not None  # the key itself is fine
 
 
 @pytest.mark.parametrize(("value", "expected"), [

@@ -2,10 +2,13 @@
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from cli_helpers import assert_one_error_line
 
 from graph.model import EntityIn, EntityRef, ObservationIn
 from graph.vocabulary import Kind
@@ -66,6 +69,32 @@ def test_reindex_and_full_reindex(managed_neo4j, gateway, graph, settings, embed
 
     memory = MemoryService.open(settings.model_copy(update={"chroma_path": chroma}), gateway, embedder=embedder)
     assert memory.index.ids_in([f"obs:{observation.id}"]) == {f"obs:{observation.id}"}
+
+
+def test_a_damaged_store_fails_a_plain_reindex_in_one_line_and_a_full_one_moves_it_aside(
+        managed_neo4j, gateway, graph, settings, embedder, tmp_path):
+    chroma = tmp_path / "chroma"
+    graph.upsert_entities([EntityIn(kind=Kind.PROJECT, name="Forecast")])
+    (observation,) = graph.add_observations(
+        [ObservationIn(entity=EntityRef(name="Forecast", kind=Kind.PROJECT), text="The holiday spike breaks the baseline")])
+    assert kgmem(chroma, "reindex").returncode == 0
+    database = chroma / "chroma.sqlite3"
+    garbage = random.Random(7).randbytes(database.stat().st_size)
+    database.write_bytes(garbage)  # over the database, as a bad disk or a stray write would
+
+    line = assert_one_error_line(kgmem(chroma, "reindex"))
+    assert "is damaged (file is not a database)" in line and "`kgmem reindex --full`" in line
+
+    result = kgmem(chroma, "reindex", "--full", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    moved = Path(json.loads(result.stdout)["damaged_store_moved_to"])
+    assert moved.parent == tmp_path and moved.name.startswith("chroma.damaged-")
+    assert (moved / "chroma.sqlite3").read_bytes() == garbage  # kept as it was, for a post-mortem
+    assert f"moved it aside to {moved}" in " ".join(result.stderr.split())
+    memory = MemoryService.open(settings.model_copy(update={"chroma_path": chroma}), gateway, embedder=embedder)
+    assert memory.index.ids_in([f"obs:{observation.id}"]) == {f"obs:{observation.id}"}
+    assert status_of(gateway, observation.id) == "indexed"
 
 
 def test_reindex_help_says_when_to_use_full():

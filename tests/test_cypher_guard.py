@@ -8,10 +8,12 @@ import pytest
 
 from dataclasses import replace
 
-from graph import Gateway
+from cypher_helpers import doubled_string, slow_to_plan
+from graph import Gateway, Neo4jTarget
 from graph.errors import CypherFailed, CypherRefused, InvalidInput, QueryTimeout
 from graph.guard import (
     BUILT_IN_FUNCTION_NAMESPACES,
+    DEFAULT_MAX_BYTES,
     called_functions,
     check_read_only,
     run_read_only,
@@ -316,10 +318,11 @@ def test_a_result_exactly_at_the_cap_is_not_truncated(gateway):
     assert len(result.rows) == 25
 
 
-@pytest.mark.parametrize(("timeout_s", "max_rows"), [(0, 10), (-1, 10), (1, 0)])
-def test_limits_cannot_be_switched_off(gateway, timeout_s, max_rows):
+@pytest.mark.parametrize(("timeout_s", "max_rows", "max_bytes"), [(0, 10, 100), (-1, 10, 100), (1, 0, 100),
+                                                                   (1, 10, 0)])
+def test_limits_cannot_be_switched_off(gateway, timeout_s, max_rows, max_bytes):
     with pytest.raises(InvalidInput):
-        run_read_only(gateway, "RETURN 1 AS one", timeout_s=timeout_s, max_rows=max_rows)
+        run_read_only(gateway, "RETURN 1 AS one", timeout_s=timeout_s, max_rows=max_rows, max_bytes=max_bytes)
 
 
 def test_a_long_query_is_stopped_at_its_timeout(gateway):
@@ -331,6 +334,47 @@ def test_a_long_query_is_stopped_at_its_timeout(gateway):
             timeout_s=1,
         )
     assert time.monotonic() - started < 15
+
+
+def test_planning_is_stopped_at_the_same_time_limit(gateway):
+    """The time limit covers planning: 60 patterns keep the planner busy for half a minute, not 1 s."""
+    started = time.monotonic()
+    with pytest.raises(QueryTimeout, match="still planning the query at its 1 s time limit"):
+        run_read_only(gateway, slow_to_plan(), timeout_s=1)
+    assert time.monotonic() - started < 10
+
+
+def test_the_answer_stops_at_its_size_cap_and_says_so(gateway):
+    result = run_read_only(gateway, doubled_string(20, rows=40))  # 40 rows of 1 MiB
+    assert result.truncated is True
+    assert result.truncated_by == "max_bytes"
+    assert 0 < len(result.rows) < 40
+    assert len(result.model_dump_json().encode()) <= DEFAULT_MAX_BYTES + 1024
+
+
+def test_the_row_cap_says_it_was_the_row_cap(gateway):
+    result = run_read_only(gateway, "UNWIND range(1, 20) AS i RETURN i", max_rows=10)
+    assert (result.truncated, result.truncated_by) == (True, "max_rows")
+    assert run_read_only(gateway, "RETURN 1 AS one").truncated_by is None
+
+
+def test_a_first_row_over_the_size_cap_is_refused_in_words(gateway):
+    with pytest.raises(CypherFailed, match="first row alone is over the answer's 1 MiB size cap"):
+        run_read_only(gateway, doubled_string(21), max_bytes=1024 * 1024)
+
+
+def test_a_query_past_the_transaction_memory_limit_fails_alone(managed_neo4j):
+    """The managed Neo4j's db.memory.transaction.max stops a query that collects too much; the analyst
+    hears why (not 'retry later'), and Neo4j goes on serving."""
+    uri, (user, password) = managed_neo4j.connection()
+    local = Gateway.to(Neo4jTarget(uri, user, password, "neo4j"))
+    collect_too_much = "UNWIND range(1, 3000000) AS i WITH collect(toString(i) + 'abcdefghij') AS c RETURN size(c)"
+    try:
+        with pytest.raises(CypherFailed, match="ran out of memory.*db.memory.transaction.max threshold"):
+            run_read_only(local, collect_too_much, timeout_s=60)
+        assert local.rows("RETURN 1 AS one") == [{"one": 1}]
+    finally:
+        local.close()
 
 
 def test_a_runtime_error_is_one_clear_line(gateway):

@@ -10,7 +10,6 @@ import pytest
 from graph.model import MAX_TEXT_CHARS, EntityIn, EntityRef, ObservationIn
 from graph.vocabulary import Kind
 from memory.index import item_of
-from memory.recall import RecallQuery
 from memory.service import MemoryService
 
 NEEDLE = "The Zephyr pipeline failed because the Kafka consumer lag exceeded the retention window of the topic."

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from api import observability, problems
 from graph import Gateway, Neo4jTarget, Settings, time_limit
 from graph.errors import (
+    ChromaCorrupt,
     ChromaUnavailable,
     ConfigurationError,
     Conflict,
@@ -236,6 +237,8 @@ KGMEM_ERRORS = {
     "chroma-down": (ChromaUnavailable("Chroma cannot be reached right now"), 503, "dependency-unavailable", "5"),
     "config": (ConfigurationError("infer=true needs Claude, and ANTHROPIC_API_KEY is not set"), 503, "not-ready",
                None),
+    "chroma-corrupt": (ChromaCorrupt("Chroma's store is damaged; run `kgmem reindex --full`"), 503, "index-corrupt",
+                       None),
     "java": (JavaNotFound("no Java 17+ runtime"), 503, "not-ready", None),
     "port": (PortInUse("port 7687 is taken"), 503, "not-ready", None),
     "download": (DownloadError("the Neo4j distribution could not be fetched"), 503, "not-ready", None),

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from graph import Settings
+from graph.neo4j_server import LocalNeo4j
 from graph.neo4j_server.server import free_port, pid_alive
 
 KGMEM = str(Path(sys.executable).parent / "kgmem")
@@ -58,7 +60,7 @@ def test_serve_starts_its_own_neo4j_and_stops_it_on_exit(tmp_path):
     port = free_port()
     process = start_serve(tmp_path, port)
     try:
-        assert wait_ready(port, process).json()["checks"] == {"neo4j": "ok", "chroma": "ok", "embedder": "ok"}
+        assert wait_ready(port, process).json()["checks"] == {"neo4j": "ok", "chroma": "ok", "embedder": "ok", "vectors": "ok"}
         version = httpx.get(f"http://127.0.0.1:{port}/version").json()
         assert version["neo4j_server"]["version"].startswith("5.26.")
         neo4j_pid = json.loads((tmp_path / "neo4j" / "run" / "kgmem-neo4j.json").read_text())["pid"]
@@ -96,6 +98,26 @@ def check_the_bootstrap_key(home: Path, port: int, process: subprocess.Popen) ->
         assert interrupt(second) == 0
     assert bootstrap_tokens(second) == []
     assert bootstrap_tokens(process) == [token]
+
+
+def test_sigterm_shuts_down_like_ctrl_c_and_stops_the_neo4j_it_started(tmp_path):
+    """How service managers stop it (systemctl stop, docker stop, kill): exit 0, and no Neo4j left behind."""
+    home = tmp_path / "home"
+    port = free_port()
+    process = start_serve(home, port)
+    try:
+        wait_ready(port, process)
+        neo4j_pid = json.loads((home / "neo4j" / "run" / "kgmem-neo4j.json").read_text())["pid"]
+        assert pid_alive(neo4j_pid)
+        process.send_signal(signal.SIGTERM)
+        exit_code = process.wait(timeout=120)
+        assert exit_code == 0, "".join(process.lines)[-3000:]
+        assert not pid_alive(neo4j_pid)
+        assert not (home / "neo4j" / "run" / "kgmem-neo4j.json").exists()
+    finally:
+        if process.poll() is None:
+            interrupt(process)
+        LocalNeo4j(Settings(home=home), show_progress=False).stop()  # whatever a failure left running
 
 
 def test_serve_leaves_a_neo4j_it_did_not_start_running(managed_neo4j):

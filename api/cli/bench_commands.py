@@ -116,6 +116,47 @@ def print_report(report: BenchReport) -> None:
     out.print("rankings: " + ", ".join(str(run.rankings) for run in runs))
 
 
+@app.command("tune-recall")
+def tune_recall(
+    data: Annotated[list[Path], typer.Option(exists=True, dir_okay=False, readable=True, help=(
+        "A dataset in LoCoMo's format, already ingested by `kgmem bench locomo --data FILE`; give two or more."))],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
+) -> None:
+    """Cross-validate recall's fusion weights and boosts across datasets: leave one dataset out, choose the best configuration on the others, and report its score on the one left out beside the default's.
+
+    Each question's candidates are gathered once and ranked under every configuration of the grid (api/bench/tune.py), so it takes minutes. It proposes the configuration with the best mean recall@10 only when no dataset loses more than the smallest gain on another."""
+    from api.bench.tune import cross_validate
+
+    with cli_services() as services:
+        with err.status("Loading the embedding model…"):
+            memory = services.memory()
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, transient=True) as bars:
+            tasks: dict[str, int] = {}
+
+            def progress(phase: str, done: int, total: int) -> None:
+                if phase not in tasks:
+                    tasks[phase] = bars.add_task(phase, total=total or None)
+                bars.update(tasks[phase], completed=done)
+
+            report = cross_validate(memory, data, progress=progress)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+        return
+    table = Table(title=f"Recall@10 by dataset ({report.configurations} configurations)", title_justify="left")
+    table.add_column("configuration")
+    for name in report.datasets:
+        table.add_column(name, justify="right")
+    table.add_row("current default", *(f"{report.default_scores[n]:.3f}" for n in report.datasets))
+    table.add_row("best mean", *(f"{report.best_overall_scores[n]:.3f}" for n in report.datasets))
+    out.print(table)
+    for fold in report.folds:
+        out.print(f"left out {fold['held_out']}: chosen on {', '.join(fold['chosen_on'])} -> "
+                  f"{fold['held_out_score']:.3f} there (default {fold['default_held_out_score']:.3f}); {fold['config']}")
+    verdict = "proposed" if report.proposed else "not proposed (one dataset would lose more than another gains)"
+    out.print(f"best mean configuration, {verdict}: {report.best_overall}")
+
+
 PERF_PHASES = {"embed": "Embedding only", "graph": "Graph writes (no embedding)", "ingest": "Ingesting memories",
                "recall": "Recall in process", "recall over HTTP": "Recall over HTTP", "brief": "Briefs",
                "mem0": "mem0 add (peer)", "mcp": "MCP reference server (peer)"}

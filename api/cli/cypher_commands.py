@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from api.cli.context import cli_services
-from graph.guard import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, CypherResult, run_read_only
+from graph.guard import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, CypherResult, run_read_only
 from graph.errors import KgmemError
 from graph.reports import REPORTS, Report, get_report, run_report
 
@@ -38,7 +38,7 @@ Params = Annotated[
 ]
 Format = Annotated[OutputFormat, typer.Option("--format", "-f", help="How to print the rows.")]
 Limit = Annotated[int, typer.Option(min=1, help="Print at most this many rows.")]
-Timeout = Annotated[float, typer.Option(min=0.1, help="Stop the query after this many seconds.")]
+Timeout = Annotated[float, typer.Option(min=0.1, help="Stop the query after this many seconds, its planning included.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -126,7 +126,10 @@ def print_result(result: CypherResult, output_format: OutputFormat) -> None:
         print_table(result.columns, result.rows)
         err.print(f"{len(result.rows)} row{'' if len(result.rows) == 1 else 's'} in {result.elapsed_ms:g} ms",
                   style="dim")
-    if result.truncated:
+    if result.truncated_by == "max_bytes":
+        err.print(f"note: stopped at {len(result.rows)} rows, where the answer reached its size cap "
+                  f"({DEFAULT_MAX_BYTES // (1024 * 1024)} MiB); return fewer or smaller values")
+    elif result.truncated:
         err.print(f"note: stopped at {len(result.rows)} rows; raise --limit for more")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 from importlib import metadata
 from typing import Annotated
@@ -12,6 +13,7 @@ from rich.console import Console
 
 from graph import get_settings
 from graph.errors import PortInUse
+from graph.home import ensure_private_data
 from graph.neo4j_server import LocalNeo4j
 
 out = Console(stderr=True, soft_wrap=True)
@@ -29,7 +31,8 @@ def serve(
     pick_free_port: Annotated[bool, typer.Option("--pick-free-port", help="Let the local Neo4j use free ports if its own are taken.")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Run the memory service. Without NEO4J_URI it starts kgmem's local Neo4j, and stops it on exit."""
+    """Run the memory service. Without NEO4J_URI it starts kgmem's local Neo4j, and stops it on exit
+    (Ctrl-C or SIGTERM)."""
     import uvicorn
 
     from api.app import create_app
@@ -40,23 +43,40 @@ def serve(
     host = host or settings.api_host
     port = port or settings.api_port
     _require_free(host, port)
+    ensure_private_data(settings)
 
     local: LocalNeo4j | None = None
     started = False
-    if settings.managed_neo4j:
-        local = LocalNeo4j(settings)
-        with out.status("Starting the local Neo4j…"):
-            state, started = local.start()
-        out.print(f"Neo4j {state.version} {'started' if started else 'already running'} on {state.bolt_uri}; "
-                  f"Browser at {state.browser_url}")
-    else:
-        out.print(f"Using Neo4j at {settings.neo4j_uri}")
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
+        if settings.managed_neo4j:
+            local = LocalNeo4j(settings)
+            with out.status("Starting the local Neo4j…"):
+                state, started = local.start()
+            out.print(f"Neo4j {state.version} {'started' if started else 'already running'} on {state.bolt_uri}; "
+                      f"Browser at {state.browser_url}")
+        else:
+            out.print(f"Using Neo4j at {settings.neo4j_uri}")
+        # uvicorn answers SIGTERM as it does Ctrl-C (drains requests, runs the lifespan's shutdown), then
+        # raises the signal again once it is done: that lands in _raise_terminated below.
         uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+    except _Terminated:
+        out.print("Received SIGTERM; shutting down.")
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
         if local is not None and started:
             local.stop()
             out.print("Stopped the local Neo4j that this command started.")
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that `serve` shuts down as it does on Ctrl-C and exits 0.
+    A BaseException, like KeyboardInterrupt: no `except Exception` on the way may swallow it."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 def _require_free(host: str, port: int) -> None:

@@ -1,9 +1,15 @@
-"""Liveness, readiness and versions."""
+"""Liveness, readiness and versions.
+
+/readyz has three states: `ready` (200), `degraded` (200: it serves, but `degraded` names what
+answers only in part, such as recall while the vector index is rebuilt from Neo4j) and
+`not ready` (503: `not_ready` names what is down or broken, such as a damaged Chroma store).
+"""
 
 from __future__ import annotations
 
 import platform
 from importlib import metadata
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -20,9 +26,13 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: str
-    checks: dict[str, str]
-    not_ready: list[str]
+    status: Literal["ready", "degraded", "not ready"]
+    checks: dict[str, str] = Field(description=(
+        "`ok` or what is wrong, for neo4j, chroma and the embedder, then (once those are ok) vectors: "
+        "whether recall's vector index is whole"))
+    not_ready: list[str] = Field(description="The checks that keep the service from serving (503)")
+    degraded: list[str] = Field(default_factory=list, description=(
+        "The checks that serve in part, such as vectors while the index is rebuilt from Neo4j (still 200)"))
 
 
 class EmbeddingInfo(BaseModel):
@@ -54,7 +64,7 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    summary="Readiness: Neo4j, Chroma and the embedder all answer",
+    summary="Readiness: Neo4j, Chroma and the embedder all answer (and whether the vector index is whole)",
     responses={503: {"model": Readiness, "description": "Names the components that are not ready"}},
 )
 def readyz(request: Request) -> JSONResponse:
@@ -67,15 +77,23 @@ def readyz(request: Request) -> JSONResponse:
     except Exception as exc:  # noqa: BLE001 - any failure means not ready; the message says which
         svc.gateway.reset()
         checks["neo4j"] = _one_line(exc)
+    checks["chroma"] = "ok"
+    checks["embedder"] = svc.embedder_problem() or "ok"
     try:
-        svc.chroma().heartbeat()
-        checks["chroma"] = "ok"
+        svc.check_chroma(index=checks["neo4j"] == "ok")  # a damaged store says so, naming `kgmem reindex --full`
     except Exception as exc:  # noqa: BLE001
         checks["chroma"] = _one_line(exc)
-    checks["embedder"] = svc.embedder_problem() or "ok"
     not_ready = [name for name, state in checks.items() if state != "ok"]
-    body = Readiness(status="ready" if not not_ready else "not ready", checks=checks, not_ready=not_ready)
-    return JSONResponse(body.model_dump(), status_code=200 if not not_ready else 503)
+    degraded = []
+    if not not_ready:
+        try:
+            checks["vectors"] = svc.vectors_problem() or "ok"
+        except Exception as exc:  # noqa: BLE001 - a failure between the checks above and this one
+            checks["vectors"] = _one_line(exc)
+        degraded = [name for name in ("vectors",) if checks[name] != "ok"]
+    status = "not ready" if not_ready else "degraded" if degraded else "ready"
+    body = Readiness(status=status, checks=checks, not_ready=not_ready, degraded=degraded)
+    return JSONResponse(body.model_dump(), status_code=503 if not_ready else 200)
 
 
 @router.get("/version", response_model=VersionInfo, summary="Versions of kgmem and everything it runs on")

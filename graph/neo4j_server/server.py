@@ -5,6 +5,8 @@ Layout under `$KGMEM_HOME/neo4j/`:
     conf/neo4j.conf   rewritten on every start from the settings
     data/ logs/ run/ plugins/ import/
     password          generated once, mode 0600
+
+`$KGMEM_HOME` and `neo4j/` are mode 0700 (graph/home.py): the store holds every tenant.
     run/kgmem-neo4j.json   pid and ports of the running server
 
 The JVM is launched directly (not through `bin/neo4j`) so that every way of
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from graph.errors import ConfigurationError, Neo4jStartError, Neo4jUnavailable, PortInUse
 from graph.gateway import Gateway, open_driver
+from graph.home import ensure_private, ensure_private_data
 from graph.neo4j_server.distribution import Distribution, DistributionResolver
 from graph.neo4j_server.java import JavaRuntime, find_java
 from graph.settings import Settings
@@ -152,6 +155,7 @@ class LocalNeo4j:
         """Get the distribution and a Java, and set the password once. Safe to repeat."""
         distribution = self.resolver.resolve()
         java = find_java()
+        self._make_root()
         for directory in (self.conf_dir, self.data_dir, self.logs_dir, self.run_dir,
                           self.root / "plugins", self.root / "import"):
             directory.mkdir(parents=True, exist_ok=True)
@@ -165,12 +169,17 @@ class LocalNeo4j:
         """The server's password: generated on first use, then read back (file mode 0600)."""
         if self.password_file.exists():
             return self.password_file.read_text().strip()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._make_root()
         value = secrets.token_urlsafe(24)
         descriptor = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             handle.write(value + "\n")
         return value
+
+    def _make_root(self) -> None:
+        """The data directory and Neo4j's, private to this user (tightened, with a warning, if they were not)."""
+        ensure_private_data(self.settings)
+        ensure_private(self.root)
 
     def _has_system_database(self) -> bool:
         return (self.data_dir / "databases" / "system").exists()
@@ -205,6 +214,9 @@ class LocalNeo4j:
             "server.memory.heap.initial_size": s.neo4j_heap,
             "server.memory.heap.max_size": s.neo4j_heap,
             "server.memory.pagecache.size": s.neo4j_pagecache,
+            # One runaway query (an analyst's `reduce` doubling a string) fails alone instead of
+            # running the heap out, which kills the server's own threads.
+            "db.memory.transaction.max": s.neo4j_transaction_memory,
             "dbms.security.auth_enabled": "true",
             "dbms.usage_report.enabled": "false",
             "db.tx_log.rotation.retention_policy": "2 files",
