@@ -156,3 +156,57 @@ def test_a_message_window_vector_is_the_mean_direction_of_its_lines(settings, ga
     first = f"win:{written[0].id}"
     edge = np.sum(embedder.embed([f"{name}: {text}" for name, text in lines[:2]]), axis=0)
     assert np.allclose(np.asarray(memory.index.vectors([first])[first]), edge / np.linalg.norm(edge), atol=1e-5)
+
+
+def vector_ids(memory: MemoryService, space: str) -> set[str]:
+    return set(memory.index.collection.get(where={"space": space}, include=[])["ids"])
+
+
+def mentions(ids: set[str], observation_ids: list[str]) -> set[str]:
+    return {i for i in ids if any(o in i for o in observation_ids)}
+
+
+@pytest.mark.parametrize("forget", ["purge_entity", "delete_entity"])
+def test_forgetting_a_speaker_leaves_none_of_their_messages_vectors(settings, gateway, embedder, space, forget):
+    """Windows (`win:`) and passages (`obs:<id>#n`) go with the observation: a forget that left
+    text-derived vectors would not be one."""
+    memory = MemoryService.open(settings, gateway, embedder=embedder)
+    target = memory.space(space)
+    target.graph.upsert_entities([EntityIn(kind=Kind.PERSON, name="Ana"), EntityIn(kind=Kind.PERSON, name="Ben")])
+    report = " ".join(f"Row batch {n} of the backfill loaded cleanly into the warehouse." for n in range(120))
+    lines = [("Ana", "Did the backfill finish?"), ("Ben", "Yes, overnight, 40 million rows"), ("Ana", report)]
+    written = target.graph.add_observations([
+        ObservationIn(entity=EntityRef(name=name, kind=Kind.PERSON), text=text, seq=seq,
+                      provenance=Provenance(source="chat-1"))
+        for seq, (name, text) in enumerate(lines)
+    ])
+    ana = [o.id for o, (name, _) in zip(written, lines) if name == "Ana"]
+    before = mentions(vector_ids(memory, space), ana)
+    assert {f"win:{ana[0]}", f"win:{ana[1]}", f"obs:{ana[1]}#1"} <= before  # windows and passages exist
+
+    getattr(target, forget)(written[0].entity_id)
+
+    assert mentions(vector_ids(memory, space), ana) == set()
+    assert f"win:{written[1].id}" in vector_ids(memory, space)  # Ben's own message stays
+
+
+def test_a_space_reindex_removes_windows_and_passages_left_behind(settings, gateway, embedder, space):
+    """Vectors orphaned behind kgmem's back (plain Cypher, an older version) go at the space's own
+    reindex, not only the global one."""
+    memory = MemoryService.open(settings, gateway, embedder=embedder)
+    target = memory.space(space)
+    target.graph.upsert_entities([EntityIn(kind=Kind.PERSON, name="Ana")])
+    long_text = " ".join(f"Partition {n} of the orders table was compacted overnight." for n in range(120))
+    written = target.graph.add_observations([
+        ObservationIn(entity=EntityRef(name="Ana", kind=Kind.PERSON), text=text, seq=seq,
+                      provenance=Provenance(source="chat-2"))
+        for seq, text in enumerate(["Compaction is done", long_text])
+    ])
+    gone = [o.id for o in written]
+    gateway.write("MATCH (o:Observation) WHERE o.id IN $ids DETACH DELETE o", ids=gone)
+    assert len(mentions(vector_ids(memory, space), gone)) >= 4  # two windows, at least two passages
+
+    report = target.reindex()
+
+    assert report.orphans_removed >= 4
+    assert mentions(vector_ids(memory, space), gone) == set()
