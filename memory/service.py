@@ -20,6 +20,7 @@ from typing import Any
 
 from chromadb.api import ClientAPI
 
+from graph.errors import Conflict
 from graph.gateway import Gateway
 from graph.model import PurgeReport
 from graph.settings import Settings
@@ -27,12 +28,15 @@ from graph.store import GraphStore, SpaceGraph
 from memory.embedder import Embedder
 from memory.free_text import FreeTextMemory
 from memory.index import VectorIndex
+from memory.lease import ReconcileLease, lease_name
 from memory.recall import Recall, RecallConfig, RecallQuery, RecallResult
 from memory.rerank import Reranker
 from memory.sync import ReconcileReport, VectorSync
 from memory.vectors import open_chroma
 
 log = logging.getLogger(__name__)
+
+FULL_WAITS_S = 120.0  # how long a full rebuild waits for another process's reconcile of the store to end
 
 
 @dataclass
@@ -78,7 +82,22 @@ class MemoryService:
         return SpaceMemory(self, self.graph.space(space))
 
     def reconcile(self, *, full: bool = False, progress=None) -> ReconcileReport:
-        return self.sync.reconcile(full=full, progress=progress)
+        """Reconcile the vector index with Neo4j (`full`: rebuild it), under the store's reconcile lease, so
+        that of the replicas sharing a store one reconciles at a time (memory/lease.py).
+
+        A reconcile that finds the lease held skips, and its report says why (`skipped`): the holder is
+        doing the same work. A full rebuild is not the same work: it waits up to `FULL_WAITS_S` for the
+        lease (a start-up reconcile is short), then refuses with `Conflict`."""
+        lease = ReconcileLease(self.gateway, lease_name(self.index.store, self.index.collection.name))
+        with lease.held(wait_s=FULL_WAITS_S if full else 0.0) as holder:
+            if holder is None:
+                return self.sync.reconcile(full=full, progress=progress)
+        why = f"{holder.owner} holds the reconcile lease of {lease.name} until {holder.until}"
+        if full:
+            raise Conflict(f"the full reindex did not run: {why} (another process is reconciling this vector "
+                           f"store); run it again once that one is done")
+        log.info("skipping the reconcile: %s", why)
+        return ReconcileReport(skipped=why)
 
 
 def _follow(sync: VectorSync, space: str) -> None:

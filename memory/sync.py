@@ -158,6 +158,7 @@ class ReconcileReport:
     deleted: int = 0
     missing_repaired: int = 0
     orphans_removed: int = 0
+    skipped: str | None = None  # why nothing was done: another process holds the reconcile lease (memory/lease.py)
 
 
 class VectorSync:

@@ -61,8 +61,10 @@ def reindex(
                "orphans_removed": report.orphans_removed, "pending_after": pending}
     if as_json:
         typer.echo(json.dumps({"full": full, **numbers, "seconds": round(seconds, 2),
-                               "damaged_store_moved_to": str(moved) if moved else None}))
+                               "damaged_store_moved_to": str(moved) if moved else None, "skipped": report.skipped}))
         return
+    if report.skipped:  # another process is reconciling this store right now: the same work
+        err.print(escape(f"skipped: {report.skipped}"), highlight=False)
     table = Table(title=f"{'Full reindex' if full else 'Reconcile'} of the vector index in {seconds:.1f} s",
                   title_justify="left", show_header=False)
     table.add_column("what")
