@@ -51,6 +51,21 @@ def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+def question_recall(data: Sequence[Mapping[str, Any]], rankings: Mapping[tuple[str, int], Sequence[str]],
+                    k: int) -> dict[tuple[str, int], float]:
+    """recall@k of each question `score` counts in `overall`, by (sample_id, position in its qa list)."""
+    found = {}
+    for sample in data:
+        known = turn_ids(sample["conversation"])
+        for position, qa in enumerate(sample.get("qa") or []):
+            gold = set(evidence_ids(qa.get("evidence"), known))
+            if not gold or int(qa.get("category") or 0) not in OVERALL_CATEGORIES:
+                continue
+            ranked = _unique(rankings.get((str(sample["sample_id"]), position)) or [])
+            found[(str(sample["sample_id"]), position)] = len(gold.intersection(ranked[:k])) / len(gold)
+    return found
+
+
 def score(data: Sequence[Mapping[str, Any]], rankings: Mapping[tuple[str, int], Sequence[str]],
           ks: Sequence[int] = (5, 10)) -> dict[str, Any]:
     """Scores by category (`cat1`…) and `overall`, each with `n`, and `missing_answers`."""

@@ -124,7 +124,7 @@ def tune_recall(
 ) -> None:
     """Cross-validate recall's fusion weights and boosts across datasets: leave one dataset out, choose the best configuration on the others, and report its score on the one left out beside the default's.
 
-    Each question's candidates are gathered once and ranked under every configuration of the grid (api/bench/tune.py), so it takes minutes. It proposes the configuration with the best mean recall@10 only when no dataset loses more than the smallest gain on another."""
+    Each question's candidates are gathered once and ranked under every configuration of the grid (api/bench/tune.py), so it takes minutes. It proposes the configuration with the best mean recall@10 only when, question by question, it gains beyond two standard errors on some dataset and loses beyond them on none."""
     from api.bench.tune import cross_validate
 
     with cli_services() as services:
@@ -153,7 +153,10 @@ def tune_recall(
     for fold in report.folds:
         out.print(f"left out {fold['held_out']}: chosen on {', '.join(fold['chosen_on'])} -> "
                   f"{fold['held_out_score']:.3f} there (default {fold['default_held_out_score']:.3f}); {fold['config']}")
-    verdict = "proposed" if report.proposed else "not proposed (one dataset would lose more than another gains)"
+    for name, d in report.differences.items():
+        out.print(f"best mean against the default on {name}: {d['mean']:+.4f} (standard error {d['se']:.4f}, "
+                  f"{d['n']} questions)")
+    verdict = "proposed" if report.proposed else "not proposed (no gain beyond noise, or a loss beyond it)"
     out.print(f"best mean configuration, {verdict}: {report.best_overall}")
 
 
