@@ -123,8 +123,6 @@ def encode(value: Any) -> Any:
     """A Neo4j property value as JSON, temporal values and bytes tagged."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    if isinstance(value, list | tuple):
-        return [encode(item) for item in value]
     if isinstance(value, DateTime):
         if value.tzinfo is None:
             return {"$localdatetime": value.iso_format()}
@@ -139,6 +137,8 @@ def encode(value: Any) -> Any:
         return {"$duration": value.iso_format()}
     if isinstance(value, bytes | bytearray):
         return {"$bytes": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, list | tuple):  # after Duration, which is a tuple
+        return [encode(item) for item in value]
     raise InvalidInput(f"cannot export a value of type {type(value).__name__}: {value!r}")
 
 
