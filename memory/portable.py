@@ -78,6 +78,7 @@ from neo4j.time import Date, DateTime, Duration, Time
 
 from graph import export_queries as q
 from graph.errors import Conflict, InvalidInput
+from graph.gateway import Gateway
 from graph.store import check_space
 from graph.vocabulary import RELATION_TYPE_PATTERN
 from graph.writes import CHUNK_SIZE
@@ -501,8 +502,7 @@ def import_archive(memory: MemoryService, path: Path, space: str, *, merge: bool
     progress = progress or _no_progress
     with opened_archive(path) as (folder, manifest):
         if not merge and space_has_data(memory, space):
-            raise Conflict(f"space {space!r} already holds data: import into an empty space, or pass --merge "
-                           "(API: merge=true) to add the records it lacks")
+            raise not_empty(space)
         model = manifest["embedding_model"]
         same_model = model["name"] == memory.embedder.name and int(model["dimension"]) == memory.embedder.dimension
         copy_vectors = bool(manifest.get("vectors")) and same_model and not merge
@@ -536,8 +536,19 @@ def import_archive(memory: MemoryService, path: Path, space: str, *, merge: bool
     return report
 
 
+def not_empty(space: str) -> Conflict:
+    return Conflict(f"space {space!r} already holds data: import into an empty space, or pass --merge "
+                    "(API: merge=true) to add the records it lacks")
+
+
+def graph_has_data(gateway: Gateway, space: str) -> bool:
+    """Whether the space holds data in Neo4j (what can be asked before the embedding model is loaded)."""
+    return gateway.rows(q.SPACE_HAS_DATA, space=space, labels=list(q.DATA_LABELS.values()))[0]["has_data"]
+
+
 def space_has_data(memory: MemoryService, space: str) -> bool:
-    if memory.gateway.rows(q.SPACE_HAS_DATA, space=space, labels=list(q.DATA_LABELS.values()))[0]["has_data"]:
+    """Whether the space holds data: in Neo4j, or as mem0 records in Chroma."""
+    if graph_has_data(memory.gateway, space):
         return True
     mem0 = _mem0_collection_if_any(memory)
     return mem0 is not None and bool(mem0.get(where={"space": space}, include=[], limit=1)["ids"])

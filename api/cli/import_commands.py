@@ -29,7 +29,7 @@ from agents.mlflow_import import import_mlflow, open_mlflow
 from api.cli.context import cli_services
 from api.cli.export_commands import phase_bars
 from graph.store import check_space
-from memory.portable import import_archive
+from memory.portable import graph_has_data, import_archive, not_empty, opened_archive
 
 ARCHIVE_COMMAND = "archive"
 
@@ -118,7 +118,11 @@ def archive(
     written back, else everything is embedded again. Into another space than the exported one, every id is
     replaced by one derived from the new space and the old id (docs/export-format.md)."""
     check_space(space)
+    with opened_archive(path):  # a damaged archive is refused before anything else starts
+        pass
     with cli_services() as services:
+        if not merge and graph_has_data(services.gateway, space):
+            raise not_empty(space)
         with err.status("Loading the embedding model…"):
             memory = services.memory()
         with phase_bars("Importing") as progress:

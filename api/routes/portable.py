@@ -37,7 +37,13 @@ from api.jobs import Job, JobProgress
 from api.routes import PROBLEMS, responses
 from graph.errors import Conflict, NotFound
 from graph.settings import Settings
-from memory.portable import export_space, import_archive, opened_archive, space_has_data
+from memory.portable import (
+    export_space,
+    import_archive,
+    not_empty,
+    opened_archive,
+    space_has_data,
+)
 
 router = APIRouter(prefix="/v1/spaces/{space}/admin", tags=["admin"], responses=PROBLEMS)
 
@@ -113,8 +119,7 @@ def _start_import(space: str, request: Request, caller, jobs, store, config: Set
         with opened_archive(upload):  # a malformed archive is refused now (422), not in the job
             pass
         if not merge and space_has_data(memory, space):
-            raise Conflict(f"space {space!r} already holds data: import into an empty space, or pass merge=true "
-                           "to add the records it lacks")
+            raise not_empty(space)
     except Exception:
         upload.unlink(missing_ok=True)
         raise
