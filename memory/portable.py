@@ -47,15 +47,16 @@ a merge adds the records whose id is not there yet and skips the others, an enti
 has by kind and name (and an observation it has by its current key) is taken as the same one, and
 every item it added is embedded again; the report counts created and skipped records per kind.
 
-Imports write in batches of `CHUNK_SIZE` through the gateway, as nodes with their stored properties
-(the write path's upserts stamp new times and ids, which an exact copy must not); exports read in
+Imports write in batches of `CHUNK_SIZE` through the gateway, one query per batch (each its own
+transaction), as nodes with their stored properties: the write path's upserts stamp new times and ids,
+which an exact copy must not; the vectors then follow through the vector sync as after any write. A failed
+import leaves the batches it wrote: import again with `merge`, which skips them. Exports read in
 batches and write JSON Lines one record at a time. An export is not one transaction: stop writers
 to the space for a point-in-time copy.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -74,12 +75,11 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from neo4j.time import Date, DateTime, Duration, Time
-
 from graph import export_queries as q
 from graph.errors import Conflict, InvalidInput
 from graph.gateway import Gateway
 from graph.store import check_space
+from graph.tagged import decode, encode
 from graph.vocabulary import RELATION_TYPE_PATTERN
 from graph.writes import CHUNK_SIZE
 from memory.free_text import collection_name as mem0_collection_name
@@ -117,52 +117,6 @@ def kgmem_version() -> str:
         return version("kgmem")
     except PackageNotFoundError:
         return "unknown"
-
-
-# -- typed values ---------------------------------------------------------------------------------
-def encode(value: Any) -> Any:
-    """A Neo4j property value as JSON, temporal values and bytes tagged."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, DateTime):
-        if value.tzinfo is None:
-            return {"$localdatetime": value.iso_format()}
-        zone = getattr(value.tzinfo, "zone", None) or getattr(value.tzinfo, "key", None)
-        tagged = {"$datetime": value.iso_format()}
-        return tagged | {"zone": zone} if zone and zone != "UTC" else tagged
-    if isinstance(value, Date):
-        return {"$date": value.iso_format()}
-    if isinstance(value, Time):
-        return {"$time" if value.tzinfo is not None else "$localtime": value.iso_format()}
-    if isinstance(value, Duration):
-        return {"$duration": value.iso_format()}
-    if isinstance(value, bytes | bytearray):
-        return {"$bytes": base64.b64encode(bytes(value)).decode()}
-    if isinstance(value, list | tuple):  # after Duration, which is a tuple
-        return [encode(item) for item in value]
-    raise InvalidInput(f"cannot export a value of type {type(value).__name__}: {value!r}")
-
-
-def decode(value: Any) -> Any:
-    """The Neo4j value of what `encode` wrote."""
-    if isinstance(value, list):
-        return [decode(item) for item in value]
-    if not isinstance(value, dict):
-        return value
-    if "$datetime" in value:
-        moment = DateTime.from_iso_format(value["$datetime"])
-        if value.get("zone"):
-            import pytz
-
-            moment = moment.astimezone(pytz.timezone(value["zone"]))
-        return moment
-    readers = {"$localdatetime": DateTime, "$date": Date, "$time": Time, "$localtime": Time, "$duration": Duration}
-    for tag, kind in readers.items():
-        if tag in value:
-            return kind.from_iso_format(value[tag])
-    if "$bytes" in value:
-        return base64.b64decode(value["$bytes"])
-    raise InvalidInput(f"the archive holds a value kgmem cannot read: {json.dumps(value)[:200]}")
 
 
 def _line(record: dict[str, Any]) -> str:
@@ -588,7 +542,7 @@ def _import_nodes(memory: MemoryService, folder: Path, manifest: dict[str, Any],
             _map_onto_existing(memory, space=report.space, label=label, batch=batch, ids=ids)
         rows = [_node_row(record, kind, label, report.space, ids) for record in batch
                 if (record.get("properties") or {}).get("id") not in ids.merged]
-        written = memory.gateway.write_transaction(lambda tx, rows=rows: tx.rows(q.create_nodes(label), rows=rows))
+        written = memory.gateway.write(q.create_nodes(label), rows=rows)
         new_ids = written[0]["created"] if written else []
         created += len(new_ids)
         if label in created_items:
@@ -640,8 +594,7 @@ def _import_relationships(memory: MemoryService, folder: Path, manifest: dict[st
             groups[ends].append({"type": rel_type, "source": ids.id(str(record.get("source"))),
                                  "target": ids.id(str(record.get("target"))), "props": props})
         for (start, end), rows in sorted(groups.items()):
-            written = memory.gateway.write_transaction(
-                lambda tx, rows=rows, start=start, end=end: tx.rows(q.create_relationships(start, end), rows=rows))
+            written = memory.gateway.write(q.create_relationships(start, end), rows=rows)
             created += written[0]["created"] if written else 0
         done += len(batch)
         progress(RELATIONS, done, total)
