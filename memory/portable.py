@@ -392,21 +392,26 @@ def check_manifest(folder: Path) -> dict[str, Any]:
         if name not in {file_name(kind) for kind in counts}:
             raise InvalidInput(f"{MANIFEST} lists {name!r}, which is no record kind it counts")
         try:
-            actual = _sha256(folder / name)
+            actual, lines = _sha256_and_lines(folder / name)
         except FileNotFoundError as exc:
             raise InvalidInput(f"{name} is missing from the archive") from exc
         if actual != expected:
             raise InvalidInput(f"checksum mismatch: {name} has sha256 {actual}, the manifest says {expected}; "
                                "the archive is damaged or was changed")
+        kind = name.removesuffix(".jsonl")
+        if lines != counts[kind]:
+            raise InvalidInput(f"{name} holds {lines} records; the manifest counts {counts[kind]}")
     return manifest
 
 
-def _sha256(path: Path) -> str:
+def _sha256_and_lines(path: Path) -> tuple[str, int]:
     digest = hashlib.sha256()
+    lines = 0
     with open(path, "rb") as source:
         for block in iter(lambda: source.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+            lines += block.count(b"\n")
+    return digest.hexdigest(), lines
 
 
 def read_records(folder: Path, kind: str) -> Iterator[dict[str, Any]]:
@@ -549,8 +554,7 @@ def _import_nodes(memory: MemoryService, folder: Path, manifest: dict[str, Any],
             created_items[label] += new_ids
         done += len(batch)
         progress(kind, done, total)
-    if done != total:
-        raise InvalidInput(f"{file_name(kind)} holds {done} records; the manifest counts {total}")
+    _check_count(kind, done, total)
     report.created[kind] = created
     report.skipped[kind] = done - created
 
@@ -598,10 +602,14 @@ def _import_relationships(memory: MemoryService, folder: Path, manifest: dict[st
             created += written[0]["created"] if written else 0
         done += len(batch)
         progress(RELATIONS, done, total)
-    if done != total:
-        raise InvalidInput(f"{file_name(RELATIONS)} holds {done} records; the manifest counts {total}")
+    _check_count(RELATIONS, done, total)
     report.created[RELATIONS] = created
     report.skipped[RELATIONS] = done - created
+
+
+def _check_count(kind: str, done: int, total: int) -> None:
+    if done != total:
+        raise InvalidInput(f"{file_name(kind)} holds {done} records; the manifest counts {total}")
 
 
 def _chroma_item(record: dict[str, Any], kind: str) -> tuple[str, dict[str, Any]]:
@@ -642,6 +650,7 @@ def _import_free_text(memory: MemoryService, folder: Path, manifest: dict[str, A
         created += len(items)
         done += len(batch)
         progress(FREE_TEXT, done, total)
+    _check_count(FREE_TEXT, done, total)
     report.created[FREE_TEXT] = created
     report.skipped[FREE_TEXT] = done - created
 
@@ -663,5 +672,6 @@ def _import_vectors(memory: MemoryService, folder: Path, manifest: dict[str, Any
         memory.index.restore(vector_ids, embeddings, metadatas)
         done += len(batch)
         progress(VECTORS, done, total)
+    _check_count(VECTORS, done, total)
     report.created[VECTORS] = done
     report.skipped[VECTORS] = 0

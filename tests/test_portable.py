@@ -290,6 +290,10 @@ def test_a_damaged_or_foreign_archive_is_refused_with_what_is_wrong(world, tmp_p
         import_archive(memory, altered("v2", manifest_with(format_version=2)), target)
     with pytest.raises(InvalidInput, match="kgmem imports only 'kgmem-export'"):
         import_archive(memory, altered("other", manifest_with(format="cognee")), target)
+    counts = json.loads((world["plain"] / MANIFEST).read_text())["counts"]
+    with pytest.raises(InvalidInput, match="entities.jsonl holds .* records; the manifest counts"):
+        import_archive(memory, altered("count", manifest_with(counts={**counts, "entities": counts["entities"] + 1})),
+                       target)
     with pytest.raises(InvalidInput, match="checksum mismatch: observations.jsonl"):
         import_archive(memory, altered("edited", lambda folder: (folder / "observations.jsonl").write_text(
             (folder / "observations.jsonl").read_text().replace("Monday", "Friday"))), target)
