@@ -25,7 +25,7 @@ valid for one client's retries against this deployment), `ApiJob` (this deployme
 `SchemaVersion` (the database's, not the space's). mem0's history database is not exported either:
 it is mem0's local log of changes, and the graph's revisions are kgmem's history.
 
-Typed values survive exactly: temporal values are tagged (`{"$datetime": "2026-05-08T10:00:00.123456789+00:00"}`,
+Typed values survive exactly (graph/tagged.py): temporal values are tagged (`{"$datetime": "2026-05-08T10:00:00.123456789+00:00"}`,
 `$date`, `$localdatetime`, `$time`, `$localtime`, `$duration`), bytes are `{"$bytes": base64}`; floats
 (-0.0 included), integers, booleans, strings and lists are plain JSON.
 
