@@ -17,6 +17,7 @@ from api.idempotency import IdempotencyStore
 from api.jobs import JobStore
 from api.limits import QueryTimeLimit, RateLimiter
 from api.routes import admin, analysts, delegations, entities, health, memories, ml, observations, recall
+from api.routes import portable
 from api.services import open_services
 from graph import Settings, get_settings
 from memory import Embedder
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     for router in (entities.router, observations.router, recall.router, memories.router, delegations.router,
                    ml.router, analysts.router, admin.router, admin.global_router):
         app.include_router(router)
+    app.include_router(portable.router)
     mcp = mcp_http.install(app, version=app.version)  # MCP over streamable HTTP at /mcp, same API keys
     return app
 

@@ -235,6 +235,14 @@ def collection_name(model: str, dimension: int) -> str:
     return f"kgmem-mem0-{slug}-{dimension}"
 
 
+def mem0_collection(chroma_client: ClientAPI, embedder: Embedder):
+    """mem0's collection on kgmem's Chroma, made first (cosine, like kgmem's own index) so mem0 opens it as it is."""
+    return chroma_client.get_or_create_collection(
+        collection_name(embedder.name, embedder.dimension), embedding_function=None,
+        metadata={**HNSW_SETTINGS, "embedding_model": embedder.name, "dimension": embedder.dimension},
+    )
+
+
 def _import_mem0(mem0_dir: Path):
     """Import mem0 with its directory under kgmem's home and its telemetry off."""
     os.environ["MEM0_TELEMETRY"] = "False"
@@ -297,10 +305,7 @@ class FreeTextMemory:
 
         Memory = _import_mem0(self.mem0_dir)
         # Cosine, like kgmem's own index; mem0 then opens this collection as it is.
-        chroma_client.get_or_create_collection(
-            self.collection_name, embedding_function=None,
-            metadata={**HNSW_SETTINGS, "embedding_model": embedder.name, "dimension": embedder.dimension},
-        )
+        mem0_collection(chroma_client, embedder)
         config = {
             "vector_store": {"provider": "chroma",
                              "config": {"client": chroma_client, "collection_name": self.collection_name}},

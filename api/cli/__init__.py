@@ -13,6 +13,7 @@ from api.cli import (
     agent_commands,
     bench_commands,
     cypher_commands,
+    export_commands,
     import_commands,
     index_commands,
     keys_commands,
@@ -36,6 +37,7 @@ app.add_typer(import_commands.app, name="import")
 serve_commands.register(app)
 cypher_commands.register(app)
 index_commands.register(app)
+export_commands.register(app)
 keys_commands.register(app)
 mcp_commands.register(app)
 agent_commands.register(app)
