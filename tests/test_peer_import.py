@@ -357,3 +357,20 @@ def test_the_mem0_command_imports_a_store_on_disk(managed_neo4j, settings, gatew
     wrong = subprocess.run([KGMEM, "import", "mem0", str(mem0_store["export"]), "--history", "h.db"],
                            check=False, capture_output=True, text=True, env=env, timeout=120)
     assert "--history goes with a mem0 store's Chroma directory" in assert_one_error_line(wrong)
+
+
+def test_mem0_memories_are_embedded_a_batch_at_a_time(memory, space, embedder, tmp_path):
+    many = tmp_path / "many.json"
+    many.write_text(json.dumps({"results": [
+        {"id": f"m{i}", "memory": f"Dana's note {i}: the {i}th experiment used learning rate 0.{i:03d}",
+         "user_id": "dana", "created_at": "2025-01-02T03:04:05+00:00"} for i in range(60)]}))
+    calls = []
+    stop = embedder.observe(lambda operation, seconds: calls.append(operation))
+    try:
+        report = import_mem0(memory.free_text(), space, read_mem0_export(many))
+    finally:
+        stop()
+
+    assert report.imported == 60
+    # mem0's vectors in one call, and the graph's Memory entities in the vector sync of their one write.
+    assert len(calls) <= 3, calls
