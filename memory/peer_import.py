@@ -104,10 +104,11 @@ def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 def _bisect(items: Sequence[T], write: Callable[[Sequence[T]], None], refused: Callable[[T, KgmemError], None]) -> None:
     """Write `items` in one call; if kgmem refuses the batch, halve it until each refused item is alone.
-    One bad record among many costs a few calls (log n), never one call per record."""
+    One bad record among many costs a few calls (log n), never one call per record. Only a refusal of the
+    input is a record's fault: an outage (Unavailable) or a bug ends the import instead of skipping all."""
     try:
         write(items)
-    except KgmemError as exc:
+    except (InvalidInput, NotFound) as exc:
         if len(items) == 1:
             refused(items[0], exc)
             return

@@ -374,3 +374,19 @@ def test_mem0_memories_are_embedded_a_batch_at_a_time(memory, space, embedder, t
     assert report.imported == 60
     # mem0's vectors in one call, and the graph's Memory entities in the vector sync of their one write.
     assert len(calls) <= 3, calls
+
+
+def test_names_the_server_kept_apart_but_kgmem_holds_as_one_are_merged_and_reported(memory, space, tmp_path):
+    jsonl = tmp_path / "memory.jsonl"
+    jsonl.write_text("\n".join(json.dumps(record) for record in [
+        {"type": "entity", "name": "Ada Lovelace", "entityType": "person", "observations": ["Wrote an algorithm"]},
+        {"type": "entity", "name": "ada  LOVELACE", "entityType": "person", "observations": ["Met Babbage"]},
+    ]))
+
+    report = import_mcp_memory(memory.space(space).graph, jsonl)
+
+    assert (report.entities_created, report.observations_added, report.skipped) == (1, 2, [])
+    assert report.merged == [("line 2: 'ada  LOVELACE' is the entity of line 1 to kgmem (names ignore case and "
+                             "spacing); its observations were added there")]
+    assert kgmem_graph(memory.space(space).graph)[0] == {
+        "ada lovelace": {"entityType": "person", "observations": ["Wrote an algorithm", "Met Babbage"]}}
