@@ -31,6 +31,11 @@ Graph. Each added or updated memory is a `Memory` entity in its space (id and na
 the mem0 id; summary: the text) with `MENTIONS` relations to the entities its text
 names; a deleted one is retracted. Those writes go through the graph's write path, so
 the vectors follow them, which is what puts memories into hybrid recall.
+
+Imports. `import_memories` stores memories from another mem0 store (memory/peer_import.py) as
+mem0 would hold them, without the LLM and with their original times, a batch per embedding
+call; each gets an id derived from the space and its original id (kept as `imported_id`),
+which is what makes a repeated import add nothing.
 """
 
 from __future__ import annotations
