@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "fixtures" / "mcp-memory" / "memory.jsonl"
 DANGLING_LINE = 14  # the relation to "Analytical Engine Society", an entity the server never had
 
+DELETE_SPACE = "MATCH (n {space: $space}) DETACH DELETE n"
 CENSUS = """
 MATCH (n {space: $space}) OPTIONAL MATCH (n)-[r]->()
 RETURN count(DISTINCT n) AS nodes, count(r) AS relationships
@@ -54,11 +55,9 @@ def memory(settings, gateway, embedder):
 
 @pytest.fixture
 def other_space(gateway):
-    from conftest import delete_space
-
     name = f"test-{uuid.uuid4().hex[:12]}"
     yield name
-    delete_space(gateway, name)
+    gateway.write(DELETE_SPACE, space=name)
 
 
 # -- MCP reference memory server -------------------------------------------------------------------
