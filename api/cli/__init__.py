@@ -19,6 +19,7 @@ from api.cli import (
     keys_commands,
     mcp_commands,
     neo4j_commands,
+    peer_import_commands,  # noqa: F401 - registers `kgmem import mcp-memory` and `kgmem import mem0`
     serve_commands,
 )
 from graph import KgmemError
