@@ -26,6 +26,6 @@ STATIC = Path(__file__).parent / "static"
 
 def install(app: FastAPI, settings: Settings) -> None:
     """Serve the console's pages at / and its files at /static on `app`."""
-    app.state.console_sessions = Sessions(server_secret(settings))
+    app.state.console_sessions = Sessions(lambda: server_secret(settings))
     app.mount("/static", StaticFiles(directory=STATIC), name="console-static")
     app.include_router(router)

@@ -64,8 +64,26 @@ def render_markdown(text: str | None) -> Markup:
     return Markup(_markdown.render(text or ""))  # markdown-it escaped it all (html=False)
 
 
-templates.env.filters["markdown"] = render_markdown
-templates.env.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M") if value else "—"
+def when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "—"
+
+
+def cell(value: Any) -> str:
+    """A report value as table text: dates to the minute, lists joined, floats to four significant digits."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if hasattr(value, "strftime"):
+        return when(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(cell(item) for item in value)
+    return str(value)
+
+
+templates.env.filters.update(markdown=render_markdown, when=when, cell=cell)
 
 
 # -- who is looking --------------------------------------------------------------------------------
@@ -146,7 +164,10 @@ def page(handler: Callable[..., Response]) -> Callable[..., Response]:
 
 
 def error_page(request: Request, status_code: int, title: str, detail: str | None) -> Response:
-    viewer = viewer_of(request)
+    try:
+        viewer = viewer_of(request)
+    except Exception:  # noqa: BLE001 - Neo4j down, say: the message still shows, signed out
+        viewer = Viewer(_sessions(request).read(request), None)
     return render(request, viewer, "error.html", status_code=status_code, title=title, detail=detail,
                   request_id=request_id_of(request.scope))
 

@@ -1,6 +1,6 @@
 """The console's session: a signed, HttpOnly, SameSite=Strict cookie that names an API key, and CSRF tokens.
 
-    sessions = Sessions(secret=auth.server_secret(settings))
+    sessions = Sessions(lambda: auth.server_secret(settings))
     session = sessions.read(request)                 # Session (maybe anonymous), never None
     sessions.write(request, response, session.signed_in(key.key_id))
     sessions.check_csrf(session, form_token)         # raises CsrfRejected on a missing or wrong token
@@ -22,6 +22,7 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from fastapi import Request, Response
@@ -57,8 +58,14 @@ def new_session() -> Session:
 class Sessions:
     """Reads and writes the session cookie (Secure too when the request came over HTTPS)."""
 
-    def __init__(self, secret: bytes) -> None:
-        self._key = hmac.new(secret, _SIGNING_LABEL, hashlib.sha256).digest()
+    def __init__(self, secret: Callable[[], bytes]) -> None:
+        self._secret = secret  # read at first use, as KeyStore does: the app starts even while it is unreadable
+        self._key: bytes | None = None
+
+    def _signing_key(self) -> bytes:
+        if self._key is None:
+            self._key = hmac.new(self._secret(), _SIGNING_LABEL, hashlib.sha256).digest()
+        return self._key
 
     def read(self, request: Request) -> Session:
         """The request's session, or a new anonymous one when the cookie is missing, forged or expired."""
@@ -86,5 +93,5 @@ class Sessions:
             raise CsrfRejected("the form's security token is missing or out of date; reload the page and try again")
 
     def _sign(self, payload: str) -> str:
-        digest = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()
+        digest = hmac.new(self._signing_key(), payload.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
