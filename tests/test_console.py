@@ -264,11 +264,33 @@ def test_a_brief_recorded_through_the_api_appears_on_its_delegation_page(browser
     context.close()
 
 
+# -- agents ----------------------------------------------------------------------------------------
+def test_the_agents_page_shows_track_records_load_success_over_time_and_recent_work(browser, live_api, seeded, shots):
+    context, page = signed_in(browser, live_api, seeded["tokens"]["admin"])
+    page.get_by_role("link", name="Agents").click()
+    assert page.url.endswith(f"/spaces/{seeded['space']}/agents")
+    ml1 = page.locator('tr[data-agent="ml-1"]')
+    assert ml1.locator("td").all_inner_texts()[:7] == ["ml-1", "ml-engineer", "0", "2", "1", "1", "0.5"]
+    assert page.locator(f'tr[data-agent="{XSS_IMAGE}"] td').first.inner_text() == XSS_IMAGE  # as text, no work
+    page.wait_for_function("document.getElementById('success-chart').chart !== undefined")
+    lines = page.evaluate("document.getElementById('success-chart').chart.data.datasets"
+                          ".map(d => [d.label, d.data[d.data.length - 1]])")
+    assert lines == [["(all)", 0.5], ["ml-1", 0.5]]
+    assert "ml-engineer" in page.get_by_role("region", name="By role").inner_text()
+    assert page.get_by_role("region", name="Recent delegations").get_by_role("link", name=EVALUATE).is_visible()
+    page.screenshot(path=shots / "agents.png", full_page=True)
+    ml1.get_by_role("link", name="delegations").click()
+    assert [r.get_by_role("link").inner_text() for r in page.locator("table.delegations tbody tr").all()] == [
+        EVALUATE, RETRAIN]
+    assert page.errors == []
+    context.close()
+
+
 # -- safety ----------------------------------------------------------------------------------------
 def test_html_in_names_and_tasks_renders_as_text(browser, live_api, seeded, shots):
     context, page = signed_in(browser, live_api, seeded["tokens"]["admin"])
     for path in (f"/spaces/{seeded['space']}", f"/spaces/{seeded['space']}/delegations",
-                 f"/spaces/{seeded['space']}/delegations/{XSS_DELEGATION}"):
+                 f"/spaces/{seeded['space']}/agents", f"/spaces/{seeded['space']}/delegations/{XSS_DELEGATION}"):
         page.goto(path)
         assert page.locator("img[src=x]").count() == 0
         assert page.locator("script:not([src]):not([type='application/json'])").count() == 0
@@ -282,6 +304,7 @@ def test_html_in_names_and_tasks_renders_as_text(browser, live_api, seeded, shot
 def test_another_spaces_overview_and_delegation_are_404(browser, live_api, seeded):
     context, page = signed_in(browser, live_api, seeded["tokens"]["admin"])
     for path in (f"/spaces/{seeded['other']}", f"/spaces/{seeded['other']}/delegations",
+                 f"/spaces/{seeded['other']}/agents",
                  f"/spaces/{seeded['other']}/delegations/secret-work",
                  f"/spaces/{seeded['space']}/delegations/secret-work"):
         response = page.goto(path)

@@ -1,4 +1,4 @@
-"""The console's pages: sign-in, the spaces a key sees, a space's overview, its delegations and one delegation.
+"""The console's pages: sign-in, the spaces a key sees, a space's overview, its delegations, one delegation, its agents.
 
 Every page reads through the services the /v1 routes use (api.services: the space's memory,
 agents.delegations, graph.reports, api.jobs) plus the named list queries of api/console/reads.py.
@@ -24,7 +24,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from markdown_it import MarkdownIt
 from markupsafe import Markup
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agents.delegations import Delegations
 from api.auth import ALL_SPACES, ApiKey, KeyStore, Scope, dev_principal
@@ -348,3 +348,26 @@ def delegation(request: Request, space: str, delegation_id: str) -> Response:
     shown = [{**item, "vote": "helpful" if item["id"] in helpful else "unhelpful" if item["id"] in unhelpful else None}
              for item in reads.shown_items(memory.graph, state.shown_ids)]
     return render(request, viewer, "delegation.html", space=space, d=state, shown=shown)
+
+
+# -- agents ----------------------------------------------------------------------------------------
+class PageQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    page: int = Field(default=1, ge=1, le=10_000, description="a page number from 1 to 10000")
+
+
+@router.get("/spaces/{space}/agents", response_class=HTMLResponse)
+@page
+def agents(request: Request, space: str) -> Response:
+    viewer = viewer_of(request)
+    visible_space(viewer, space)
+    query: PageQuery = parse_query(PageQuery, {k: v for k, v in request.query_params.items() if v != ""})
+    services = _services(request)
+    graph = services.memory().space(space).graph
+    by_role = run_report(services.gateway, "success-by-agent", {"space": space},
+                         timeout_s=services.settings.api_query_timeout_s)
+    return render(request, viewer, "agents.html", space=space, result=reads.agent_page(graph, query.page),
+                  by_role=by_role, over_time=reads.success_over_time(graph),
+                  recent=reads.delegation_page(graph, reads.DelegationFilters(), 1).rows[:10],
+                  page_link=lambda number: "?" + urlencode({"page": number}))

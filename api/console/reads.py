@@ -16,11 +16,13 @@ from typing import Any
 from agents.briefing import current
 from graph.gateway import Gateway
 from graph.store import SpaceGraph
-from graph.vocabulary import normalise_name
+from graph.vocabulary import OPEN_STATUSES, normalise_name
 
 PAGE_SIZE = 25
 CHOICES_LIMIT = 200  # projects, agents and roles offered as filters
 SPACES_LIMIT = 200
+CHART_AGENTS = 8  # agents drawn on the success-rate chart, besides all of them together
+ALL_AGENTS = "(all)"
 
 # -- queries --------------------------------------------------------------------------------------
 SPACES = """
@@ -107,6 +109,30 @@ RETURN e.id AS id, e.kind AS kind, e.name AS name, coalesce(e.summary, '') AS su
 ORDER BY position
 """
 
+# Each agent on the page with its record over the delegations assigned to it now (as Delegations.track_record
+# counts one agent), in one query for the whole page.
+AGENT_PAGE = f"""
+MATCH (a:Entity {{space: $space, kind: 'Agent'}}) WHERE a.retracted_at IS NULL
+WITH a ORDER BY a.name_key, a.id SKIP $offset LIMIT $limit
+OPTIONAL MATCH (a)<-[r:DELEGATED_TO]-(d:Delegation)
+WHERE {current('r')} AND d.retracted_at IS NULL
+RETURN a.name AS name, a.name_key AS key, a.role AS role, count(d) AS delegations,
+       count(CASE WHEN d.status = 'succeeded' THEN 1 END) AS succeeded,
+       count(CASE WHEN d.status = 'failed' THEN 1 END) AS failed,
+       count(CASE WHEN d.status IN $open THEN 1 END) AS open,
+       max(CASE WHEN d.status = 'succeeded' THEN coalesce(d.ended_at, d.updated_at) END) AS last_success_at
+ORDER BY key
+"""
+
+# Ended delegations per agent and week (weeks start on Monday), for the success-rate chart.
+ENDED_BY_WEEK = f"""
+MATCH (d:Entity {{space: $space, kind: 'Delegation'}})-[r:DELEGATED_TO]->(a:Agent)
+WHERE d.retracted_at IS NULL AND a.retracted_at IS NULL AND {current('r')} AND d.status IN ['succeeded', 'failed']
+WITH a.name AS agent, date.truncate('week', coalesce(d.ended_at, d.updated_at)) AS week, d.status AS status
+RETURN agent, week, count(CASE WHEN status = 'succeeded' THEN 1 END) AS succeeded, count(*) AS ended
+ORDER BY week, agent
+"""
+
 LAST_REINDEX = """
 MATCH (j:ApiJob {job_space: $space, kind: 'reindex'})
 RETURN j {.id, .state, .created_at, .finished_at, .error} AS job
@@ -186,6 +212,36 @@ def recent_lessons(graph: SpaceGraph, limit: int = 10) -> list[dict[str, Any]]:
 
 def shown_items(graph: SpaceGraph, ids: list[str]) -> list[dict[str, Any]]:
     return graph.rows(SHOWN_ITEMS, ids=ids) if ids else []
+
+
+def agent_page(graph: SpaceGraph, page: int) -> PageOf:
+    rows = graph.rows(AGENT_PAGE, open=list(OPEN_STATUSES), offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE + 1)
+    for row in rows:
+        ended = row["succeeded"] + row["failed"]
+        row["success_rate"] = round(row["succeeded"] / ended, 4) if ended else None  # as track_record rates it
+    return PageOf(rows=rows[:PAGE_SIZE], page=page, has_next=len(rows) > PAGE_SIZE)
+
+
+def success_over_time(graph: SpaceGraph, agents: int = CHART_AGENTS) -> dict[str, Any]:
+    """Weekly success rate (succeeded / ended) of the agents that ended the most work, and of all together."""
+    rows = graph.rows(ENDED_BY_WEEK)
+    weeks = sorted({row["week"].isoformat() for row in rows})
+    ended: dict[str, int] = {}
+    for row in rows:
+        ended[row["agent"]] = ended.get(row["agent"], 0) + row["ended"]
+    shown = sorted(ended, key=lambda name: (-ended[name], name))[:agents]
+    cells: dict[tuple[str, str], list[int]] = {}
+    for row in rows:
+        for who in (row["agent"], ALL_AGENTS):
+            cell = cells.setdefault((who, row["week"].isoformat()), [0, 0])
+            cell[0] += row["succeeded"]
+            cell[1] += row["ended"]
+    series = []
+    for who in [ALL_AGENTS, *shown]:
+        rates = [round(cells[(who, week)][0] / cells[(who, week)][1], 4) if (who, week) in cells else None
+                 for week in weeks]
+        series.append({"agent": who, "rates": rates})
+    return {"weeks": weeks, "series": series}
 
 
 def last_reindex(graph: SpaceGraph) -> dict[str, Any] | None:

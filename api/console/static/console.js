@@ -37,8 +37,29 @@ function kpiCharts() {
   }
 }
 
+const PALETTE = ["#111827", "#2563eb", "#16a34a", "#dc2626", "#7c3aed", "#ea580c", "#0891b2", "#db2777", "#65a30d"];
+
+function successChart() {
+  const canvas = document.getElementById("success-chart");
+  const data = readJson("success-data");
+  if (!canvas || !data) return;
+  canvas.chart = new Chart(canvas, {
+    type: "line",
+    data: {
+      labels: data.weeks,
+      datasets: data.series.map((s, i) => ({
+        label: s.agent, data: s.rates, spanGaps: true, tension: 0.2,
+        borderColor: PALETTE[i % PALETTE.length], backgroundColor: PALETTE[i % PALETTE.length],
+      })),
+    },
+    options: { responsive: true, maintainAspectRatio: false, animation: false,
+               scales: { y: { min: 0, max: 1, title: { display: true, text: "success rate" } } } },
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   if (typeof Chart === "undefined") return;
   growthChart();
   kpiCharts();
+  successChart();
 });
