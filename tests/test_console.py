@@ -56,6 +56,8 @@ def seeded(live_api, gateway):
                         "summary": "The May snapshot was missing a week.",
                         "failure_cause": "missing data for the first week of May", "helpful": lesson_ids[:1]})
     api.brief({"delegation_id": XSS_DELEGATION, "task": f"Check {XSS_SCRIPT} handling", "project": XSS_IMAGE})
+    api.record_outcome({"delegation_id": XSS_DELEGATION, "status": "running",
+                        "summary": f"Found {XSS_SCRIPT} and [a link](javascript:alert(1)) in the input"})
     live_api.client(other).brief({"delegation_id": "secret-work", "task": "Work of another tenant"})
     tokens = {"admin": live_api.token([space]), "reader": live_api.token([space], ["read"]),
               "other": live_api.token([other])}
@@ -105,6 +107,16 @@ def test_signing_in_with_a_key_of_one_space_opens_its_overview_in_an_httponly_st
     assert "/sign-in" in page.url
     page.goto(f"/spaces/{seeded['space']}")
     assert "/sign-in" in page.url
+    context.close()
+
+
+def test_a_key_bound_to_two_spaces_is_offered_both_and_no_other(browser, live_api, seeded):
+    token = live_api.token([seeded["space"], seeded["other"]], ["read"], name="two spaces")
+    context, page = signed_in(browser, live_api, token)
+    assert page.get_by_role("heading", name="Spaces").is_visible()
+    assert page.locator("ul.spaces a").all_inner_texts() == sorted([seeded["space"], seeded["other"]])
+    page.get_by_role("link", name=seeded["other"]).click()
+    assert page.get_by_role("heading", name=f"Overview of {seeded['other']}").is_visible()
     context.close()
 
 
@@ -295,6 +307,9 @@ def test_html_in_names_and_tasks_renders_as_text(browser, live_api, seeded, shot
         assert page.locator("img[src=x]").count() == 0
         assert page.locator("script:not([src]):not([type='application/json'])").count() == 0
     assert f"Check {XSS_SCRIPT} handling" in page.locator(".task").inner_text()
+    outcome = page.locator(".outcome")
+    assert XSS_SCRIPT in outcome.inner_text() and "a link" in outcome.inner_text()
+    assert outcome.locator("a").count() == 0  # markdown-it drops javascript: links
     assert XSS_IMAGE in page.get_by_role("region", name="Delegation").inner_text()
     page.screenshot(path=shots / "delegation-html-names.png", full_page=True)
     assert page.errors == []  # no alert() ran

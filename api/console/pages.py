@@ -232,7 +232,7 @@ def home(request: Request) -> Response:
     if ALL_SPACES in viewer.key.spaces:
         spaces = reads.list_spaces(_services(request).gateway)
     else:
-        spaces = list(viewer.key.spaces)
+        spaces = sorted(viewer.key.spaces)
     if len(spaces) == 1 and ALL_SPACES not in viewer.key.spaces:
         return RedirectResponse(f"/spaces/{spaces[0]}", status_code=303)
     return render(request, viewer, "spaces.html", spaces=spaces, all_spaces=ALL_SPACES in viewer.key.spaces)
