@@ -11,6 +11,7 @@ committed ones), else to the test's temporary directory.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -78,6 +79,15 @@ def shots(tmp_path) -> Path:
     folder = Path(os.environ.get("KGMEM_CONSOLE_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def wait_until(page, expression: str, timeout_s: float = 10.0) -> None:
+    """Poll a JavaScript expression until it is true. Not `page.wait_for_function`: its polling evals the
+    expression inside the page, which the console's Content-Security-Policy (rightly) refuses."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {timeout_s} s: {expression}"
+        page.wait_for_timeout(50)
 
 
 def signed_in(browser, live_api, token: str, *, width: int = 1280, height: int = 900):
@@ -149,7 +159,7 @@ def test_the_overview_shows_counts_growth_delegations_incidents_risks_kpis_and_v
     context, page = signed_in(browser, live_api, seeded["tokens"]["admin"])
     assert page.locator('td[data-kind="Delegation"]').inner_text() == "3"
     assert page.locator('td[data-kind="Lesson"]').inner_text() == "1"
-    page.wait_for_function("document.getElementById('growth-chart').chart !== undefined")
+    wait_until(page, "document.getElementById('growth-chart')?.chart !== undefined")
     datasets = page.evaluate("document.getElementById('growth-chart').chart.data.datasets.map(d => d.label)")
     assert datasets == ["Entities", "Observations"]
 
@@ -211,12 +221,17 @@ def test_the_delegations_table_filters_by_status_and_project_and_pages(browser, 
     page.goto(f"/spaces/{seeded['space']}/delegations")
     rows = page.locator("table.delegations tbody tr")
     assert rows.count() == 3
+    timeline = "document.getElementById('timeline-chart')?.chart"
+    wait_until(page, f"{timeline} !== undefined")
+    assert sorted(page.evaluate(f"{timeline}.data.labels")) == sorted([RETRAIN, EVALUATE, XSS_DELEGATION])
     page.screenshot(path=shots / "delegations.png", full_page=True)
 
     page.get_by_label("Status").select_option("failed")  # htmx swaps the results and updates the address
     page.wait_for_url("**status=failed**")
-    page.wait_for_function("document.querySelectorAll('table.delegations tbody tr').length === 1")
+    wait_until(page, "document.querySelectorAll('table.delegations tbody tr').length === 1")
     assert rows.first.get_by_role("link").inner_text() == EVALUATE
+    wait_until(page, f"{timeline} !== undefined && {timeline}.data.labels.length === 1")
+    assert page.evaluate(f"{timeline}.data.labels") == [EVALUATE]
 
     page.goto(f"/spaces/{seeded['space']}/delegations?project={XSS_IMAGE}")
     assert [r.get_by_role("link").inner_text() for r in rows.all()] == [XSS_DELEGATION]
@@ -227,6 +242,7 @@ def test_the_delegations_table_filters_by_status_and_project_and_pages(browser, 
     page.get_by_role("link", name="Older →").click()
     assert rows.count() == 1 and "page=2" in page.url
     assert page.get_by_role("link", name="Older →").count() == 0
+    assert page.errors == []  # htmx swapped under the CSP without a violation
     context.close()
 
 
@@ -284,7 +300,7 @@ def test_the_agents_page_shows_track_records_load_success_over_time_and_recent_w
     ml1 = page.locator('tr[data-agent="ml-1"]')
     assert ml1.locator("td").all_inner_texts()[:7] == ["ml-1", "ml-engineer", "0", "2", "1", "1", "0.5"]
     assert page.locator(f'tr[data-agent="{XSS_IMAGE}"] td').first.inner_text() == XSS_IMAGE  # as text, no work
-    page.wait_for_function("document.getElementById('success-chart').chart !== undefined")
+    wait_until(page, "document.getElementById('success-chart')?.chart !== undefined")
     lines = page.evaluate("document.getElementById('success-chart').chart.data.datasets"
                           ".map(d => [d.label, d.data[d.data.length - 1]])")
     assert lines == [["(all)", 0.5], ["ml-1", 0.5]]

@@ -332,9 +332,9 @@ def delegation_list(request: Request, space: str) -> Response:
     visible_space(viewer, space)
     query: DelegationQuery = parse_query(DelegationQuery, dict(request.query_params))
     graph = _services(request).memory().space(space).graph
+    result = reads.delegation_page(graph, query.filters(), query.page)
     return render(request, viewer, "delegations.html", space=space, query=query, statuses=STATUSES,
-                  result=reads.delegation_page(graph, query.filters(), query.page),
-                  choices=reads.filter_choices(graph))
+                  result=result, timeline=reads.timeline(result.rows), choices=reads.filter_choices(graph))
 
 
 @router.get("/spaces/{space}/delegations/{delegation_id}", response_class=HTMLResponse)

@@ -45,7 +45,8 @@ WITH d,
                     RETURN a {{.name, .name_key}} }}) AS agent
 WHERE ($project IS NULL OR project.name_key = $project) AND ($agent IS NULL OR agent.name_key = $agent)
 RETURN d.name AS delegation_id, d.task AS task, d.status AS status, coalesce(d.agent_role, d.role) AS role,
-       project.name AS project, agent.name AS agent, d.created_at AS created_at, d.ended_at AS ended_at,
+       project.name AS project, agent.name AS agent, d.created_at AS created_at, d.started_at AS started_at,
+       d.ended_at AS ended_at,
        size(coalesce(d.shown_ids, [])) AS shown
 ORDER BY d.created_at DESC, d.id
 SKIP $offset LIMIT $limit
@@ -174,6 +175,13 @@ def list_spaces(gateway: Gateway) -> list[str]:
 def delegation_page(graph: SpaceGraph, filters: DelegationFilters, page: int) -> PageOf:
     rows = graph.rows(DELEGATION_PAGE, **filters.params(), offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE + 1)
     return PageOf(rows=rows[:PAGE_SIZE], page=page, has_next=len(rows) > PAGE_SIZE)
+
+
+def timeline(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A page of delegations as bars from start (else creation) to end; open ones have no end yet."""
+    return [{"id": row["delegation_id"], "status": row["status"],
+             "start": (row["started_at"] or row["created_at"]).isoformat(),
+             "end": row["ended_at"].isoformat() if row["ended_at"] else None} for row in rows]
 
 
 def filter_choices(graph: SpaceGraph) -> dict[str, list[str]]:

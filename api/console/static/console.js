@@ -57,9 +57,42 @@ function successChart() {
   });
 }
 
+const STATUS_COLOURS = { planned: "#9ca3af", running: "#2563eb", succeeded: "#16a34a", failed: "#dc2626", cancelled: "#6b7280" };
+
+// Delegations as floating bars from start to end (open ones run to now), one row each, on a time axis in ms.
+function timelineChart() {
+  const canvas = document.getElementById("timeline-chart");
+  if (!canvas || canvas.chart) return;  // htmx:load fires for every swap; each new canvas is drawn once
+  const rows = JSON.parse(canvas.dataset.timeline);
+  const now = Date.now();
+  const day = (ms) => new Date(ms).toISOString().slice(0, 16).replace("T", " ");
+  canvas.chart = new Chart(canvas, {
+    type: "bar",
+    data: {
+      labels: rows.map((r) => r.id),
+      datasets: [{
+        label: "From start to end",
+        data: rows.map((r) => [Date.parse(r.start), r.end ? Date.parse(r.end) : now]),
+        backgroundColor: rows.map((r) => STATUS_COLOURS[r.status] || "#9ca3af"),
+        minBarLength: 4,
+      }],
+    },
+    options: {
+      indexAxis: "y", responsive: true, maintainAspectRatio: false, animation: false,
+      plugins: { legend: { display: false },
+                 tooltip: { callbacks: { label: (c) => `${rows[c.dataIndex].status}: ${day(c.raw[0])} → ${rows[c.dataIndex].end ? day(c.raw[1]) : "open"}` } } },
+      scales: { x: { type: "linear", ticks: { callback: (value) => day(value), maxTicksLimit: 6 } } },
+    },
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   if (typeof Chart === "undefined") return;
   growthChart();
   kpiCharts();
   successChart();
+  timelineChart();
+  // htmx replaces the delegations' results when a filter changes: draw the new page's timeline.
+  // (htmx:load fires on the new content; the replaced element, which afterSettle names, has left the page.)
+  document.body.addEventListener("htmx:load", timelineChart);
 });
