@@ -66,13 +66,17 @@ function timelineChart() {
   const rows = JSON.parse(canvas.dataset.timeline);
   const now = Date.now();
   const day = (ms) => new Date(ms).toISOString().slice(0, 16).replace("T", " ");
+  const spans = rows.map((r) => [Date.parse(r.start), r.end ? Date.parse(r.end) : now]);
+  const first = Math.min(...spans.map((s) => s[0]));
+  const last = Math.max(...spans.map((s) => s[1]));
+  const margin = Math.max((last - first) * 0.05, 60000);  // bars' axis would otherwise start at 1970
   canvas.chart = new Chart(canvas, {
     type: "bar",
     data: {
       labels: rows.map((r) => r.id),
       datasets: [{
         label: "From start to end",
-        data: rows.map((r) => [Date.parse(r.start), r.end ? Date.parse(r.end) : now]),
+        data: spans,
         backgroundColor: rows.map((r) => STATUS_COLOURS[r.status] || "#9ca3af"),
         minBarLength: 4,
       }],
@@ -81,7 +85,8 @@ function timelineChart() {
       indexAxis: "y", responsive: true, maintainAspectRatio: false, animation: false,
       plugins: { legend: { display: false },
                  tooltip: { callbacks: { label: (c) => `${rows[c.dataIndex].status}: ${day(c.raw[0])} → ${rows[c.dataIndex].end ? day(c.raw[1]) : "open"}` } } },
-      scales: { x: { type: "linear", ticks: { callback: (value) => day(value), maxTicksLimit: 6 } } },
+      scales: { x: { type: "linear", min: first - margin, max: last + margin,
+                     ticks: { callback: (value) => day(value), maxTicksLimit: 6 } } },
     },
   });
 }
