@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import mcp_http, observability, problems
+from api import console, mcp_http, observability, problems
 from api.auth import KeyStore
 from api.idempotency import IdempotencyStore
 from api.jobs import JobStore
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         app.include_router(router)
     app.include_router(portable.router)
     mcp = mcp_http.install(app, version=app.version)  # MCP over streamable HTTP at /mcp, same API keys
+    console.install(app, settings)  # the web console at /, same API keys (docs/console.md)
     return app
 
 
