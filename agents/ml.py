@@ -642,6 +642,10 @@ class MlMemory:
             stage=None if va.stage == vb.stage else ValueChange(name="stage", a=va.stage, b=vb.stage),
         )
 
+    def experiments(self, ids: list[str]) -> list[ExperimentView]:
+        """The experiments with these entity ids, in that order; ids of no experiment are left out."""
+        return self._experiments(ids) if ids else []
+
     # -- helpers ------------------------------------------------------------------------------
     def _rows(self, cypher: str, /, **params: Any) -> list[dict[str, Any]]:
         return self.memory.graph.rows(cypher, **params)
