@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,9 +131,10 @@ class SpaceMemory:
         self.service.index.delete([*items, *(f"win:{i}" for i in report.observation_ids)])  # vectors of kgmem < 0.2
         return report
 
-    def reindex(self) -> ReconcileReport:
-        """Repair this space's vectors: finish pending items, re-embed missing ones, drop orphans."""
-        return self.service.sync.reconcile(space=self.space)
+    def reindex(self, progress: Callable[[int, int | None], None] | None = None) -> ReconcileReport:
+        """Repair this space's vectors: finish pending items, re-embed missing ones, drop orphans.
+        `progress(items, None)` is called after each batch of pending items brought into Chroma."""
+        return self.service.sync.reconcile(space=self.space, progress=progress)
 
     def stats(self) -> dict[str, Any]:
         """What the space holds: entities by kind, observations, relations by type, vectors, pending items."""

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import uuid
+from pathlib import Path
 
 import pytest
 from conftest import delete_space
 from console_browser import chromium
-from test_console import XSS_SCRIPT, shots, signed_in, wait_until  # noqa: F401 - shots is a fixture
+from test_console import XSS_SCRIPT, signed_in, wait_until
 
 MODEL = "churn-model"
 RUNS = ("xgb-depth4", "xgb-depth6", "xgb-depth8")
@@ -56,6 +58,13 @@ def seeded(live_api, gateway):
 def browser():
     with chromium() as opened:
         yield opened
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    folder = Path(os.environ.get("KGMEM_CONSOLE_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def visit(browser, live_api, token: str, path: str):
@@ -126,7 +135,7 @@ def test_a_read_query_shows_a_table_and_a_graph_of_the_nodes_it_returned(browser
 
     with page.expect_download() as download:
         result.get_by_role("button", name="Download these rows as CSV").click()
-    rows = list(csv.reader(io.StringIO(open(download.value.path(), encoding="utf-8").read())))
+    rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
     assert rows[0] == ["version", "v", "r", "m"] and [row[0] for row in rows[1:]] == ["1", "2"]
     assert download.value.suggested_filename == f"{seeded['space']}-cypher.csv"
     assert page.errors == []

@@ -16,6 +16,7 @@ from api.bench.locomo import CATEGORIES, DEFAULT_BATCH_TURNS, DEFAULT_K, BenchRe
 
 app = typer.Typer(
     help="Benchmarks: recall quality on LoCoMo (locomo); speed beside mem0 and the MCP memory server (perf); "
+         "the console's page times (console); "
          "brief quality on a seeded orchestration history (briefs).",
     no_args_is_help=True,
 )
@@ -354,3 +355,58 @@ def print_briefs(report: dict, misses: int = 8) -> None:
     if len(found) > misses:
         out.print(f"\n… {len(found) - misses} more misses (--misses N prints more, --json prints all)")
     out.print(f"\nwall time {report['wall_seconds']:.0f} s")
+
+
+CONSOLE_PHASES = {"ingest": "Ingesting memories", "hub": "The 200-observation entity and its 2 hops",
+                  "pages": "Timing the console's pages"}
+
+
+@app.command()
+def console(
+    memories: Annotated[int, typer.Option(min=100, max=1_000_000, help="Memories in the synthetic history "
+                                          "(as `kgmem bench perf`).")] = 10_000,
+    requests: Annotated[int, typer.Option(min=1, max=1_000, help="Timed requests per page, after one warm-up.")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic history.")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
+) -> None:
+    """Time the console's pages server-side on a seeded space of N memories: the overview, a delegation, an
+    entity with 200 observations and its 2-hop graph of 300 nodes. Prints p50/p95 and the Neo4j queries per
+    page, with pass or fail against p50 < 300 ms and each page's query budget. See BENCHMARKS.md."""
+    from api.bench.console import ConsoleBenchOptions, run
+
+    with cli_services() as services:
+        with err.status("Loading the embedding model…"):
+            memory = services.memory()
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TimeRemainingColumn(), console=err, transient=as_json) as bars:
+            tasks: dict[str, int] = {}
+
+            def progress(phase: str, done: int, total: int) -> None:
+                if phase not in tasks:
+                    tasks[phase] = bars.add_task(CONSOLE_PHASES.get(phase, phase), total=total)
+                bars.update(tasks[phase], completed=done, total=total)
+
+            report = run(memory, services.settings, ConsoleBenchOptions(memories=memories, seed=seed,
+                                                                        requests=requests), progress=progress)
+    if as_json:
+        typer.echo(json.dumps(report, default=str))
+        return
+    print_console(report)
+
+
+def print_console(report: dict) -> None:
+    table = Table(title=f"kgmem bench console: {report['memories']:,} memories, {report['requests']} requests "
+                        f"per page", title_justify="left")
+    for column, justify in (("page", "left"), ("p50 ms", "right"), ("p95 ms", "right"), ("Neo4j queries", "right"),
+                            ("budget", "right"), ("result", "left")):
+        table.add_column(column, justify=justify)
+    for name, page in report["pages"].items():
+        if page["missing"]:
+            table.add_row(name, "–", "–", "–", "–", "[yellow]missing (404)[/]")
+            continue
+        result = "[green]PASS[/]" if page["passed"] else "[red]FAIL[/]"
+        table.add_row(name, f"{page['ms']['p50']:.1f}", f"{page['ms']['p95']:.1f}", str(page["queries"]),
+                      str(page["budget"]), result)
+    out.print(table)
+    out.print(f"targets: p50 < {report['targets']['p50_ms']:.0f} ms and at most the budget of Neo4j queries per page; "
+              f"wall time {report['wall_s']:.0f} s")

@@ -39,6 +39,7 @@ from api.console.pages import (
     viewer_of,
     visible_space,
 )
+from api.jobs import JobProgress
 from api.problems import ApiProblem, classify
 from api.routes.health import readyz
 from graph.errors import InvalidInput
@@ -388,7 +389,18 @@ def reindex(request: Request, space: str, csrf_token: Annotated[str, Form(max_le
     viewer = _admin(request, space)
     _checked_form(request, viewer, csrf_token)
     memory = _services(request).memory().space(space)
-    job = request.app.state.jobs.start("reindex", space, memory.reindex)
+
+    def work(job: JobProgress) -> Any:
+        indexed = 0
+
+        def batch_done(items: int, _total: int | None) -> None:
+            nonlocal indexed
+            indexed += items
+            job("pending items indexed", indexed, None)
+
+        return memory.reindex(progress=batch_done)
+
+    job = request.app.state.jobs.start_reporting("reindex", space, work)
     return RedirectResponse(f"/spaces/{space}/admin?{urlencode({'job': job.id})}", status_code=303)
 
 
