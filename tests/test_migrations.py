@@ -3,7 +3,11 @@ a second start that does nothing, two replicas starting together, and a database
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shutil
+import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -11,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cli_helpers import KGMEM
 from fixtures.schema_v0 import wipe_database, write_v0_database
 
 from api.services import open_services
@@ -157,3 +162,28 @@ def test_a_database_newer_than_the_code_is_refused_at_start_up(old_database, own
     finally:
         services.close()
     assert status(old_database).version == LATEST + 1  # refused, not touched
+
+
+def kgmem(local: LocalNeo4j, *args: str) -> subprocess.CompletedProcess:
+    home = local.settings.home
+    env = {**os.environ, "KGMEM_HOME": str(home), "KGMEM_CONFIG": str(home / "kgmem.toml")}
+    return subprocess.run([KGMEM, *args], capture_output=True, text=True, env=env, timeout=300, check=False)
+
+
+@pytest.mark.timeout(300)
+def test_kgmem_migrate_shows_the_steps_left_then_runs_them(old_database, own_neo4j):
+    result = kgmem(own_neo4j, "migrate", "--status", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout) == {"version": 0, "latest": LATEST, "migrated_at": None, "migrating": None,
+                                         "pending": [f"{m.version} {m.name}" for m in MIGRATIONS]}
+
+    result = kgmem(own_neo4j, "migrate")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Migrated the schema from version 0 to {LATEST}." in result.stdout
+    assert "ran migration 3 search_text backfill" in result.stderr
+
+    result = kgmem(own_neo4j, "migrate", "--status")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"schema version {LATEST} of {LATEST}, migrated at" in result.stdout
+    assert re.findall(r"│ (done|pending) +│", result.stdout) == ["done"] * LATEST
+    assert kgmem(own_neo4j, "migrate").stdout.startswith(f"The schema is at version {LATEST}, this kgmem's: nothing")
