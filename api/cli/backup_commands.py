@@ -23,7 +23,7 @@ from rich.table import Table
 
 from api.cli.context import cli_services
 from api.cli.index_commands import set_aside_if_damaged
-from graph import Gateway, Settings, get_settings, open_gateway
+from graph import Gateway, Settings, get_settings
 from graph.errors import ConfigurationError, Conflict
 from graph.migrations import (
     LATEST,
@@ -40,6 +40,7 @@ from graph.neo4j_server.backup import (
     default_backup_dir,
     dump,
     load,
+    maintenance_gateway,
     other_clients,
     read_backup,
     server_stopped,
@@ -74,7 +75,7 @@ def backup(
     settings = get_settings()
     local = _managed(settings, "back up")
     _start(local)
-    schema_version = _refuse_other_clients(settings, force)
+    schema_version = _refuse_other_clients(local, force)
     directory = (out_dir or default_backup_dir(local)).expanduser().resolve()
     with _percent_bar("Dumping the database") as progress, server_stopped(local):
         err.print("Stopped the local Neo4j for the dump.")
@@ -108,7 +109,7 @@ def restore(
     with err.status("Checking the backup…"):
         manifest = read_backup(path, local)
     if local.running() is not None:
-        _refuse_other_clients(settings, force)
+        _refuse_other_clients(local, force)
     if not yes and not typer.confirm(
             f"Replace the database in {local.data_dir} with the backup of {manifest.created_at}? "
             "Everything written since is lost", default=False, err=True):
@@ -210,14 +211,11 @@ def _start(local: LocalNeo4j) -> None:
             local.start()
 
 
-def _refuse_other_clients(settings: Settings, force: bool) -> int:
+def _refuse_other_clients(local: LocalNeo4j, force: bool) -> int:
     """The schema version, once no other client would lose Neo4j under it (or --force)."""
-    gateway = open_gateway(settings, verify=False)  # fresh: its one connection is the one listing
-    try:
+    with maintenance_gateway(local) as gateway:
         clients = other_clients(gateway)
         version = status(gateway).version
-    finally:
-        gateway.close()
     if clients and not force:
         raise Conflict(
             f"{len(clients)} other client(s) are connected to the local Neo4j ({'; '.join(clients)}): stopping it "

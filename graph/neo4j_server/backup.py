@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from importlib import metadata
 from pathlib import Path
 
 from graph.errors import ChecksumMismatch, ConfigurationError, InvalidInput
-from graph.gateway import Gateway
+from graph.gateway import Gateway, open_driver
 from graph.migrations import LATEST
 from graph.neo4j_server.server import LocalNeo4j
 
@@ -40,9 +41,10 @@ MANIFEST_FILE = "manifest.json"
 
 Progress = Callable[[float], None]  # percent done, as neo4j-admin reports it
 
+MAINTENANCE_AGENT = f"kgmem-maintenance/{os.getpid()}"  # this process's connections, in the server's list
+
 _PERCENT = re.compile(r"data:\s*([\d.]+)%")
 
-# Every Bolt connection, this query's own among them.
 LIST_CONNECTIONS = """
 CALL dbms.listConnections() YIELD connectionId, connector, clientAddress, userAgent
 WHERE connector = 'bolt'
@@ -82,11 +84,24 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+@contextmanager
+def maintenance_gateway(local: LocalNeo4j) -> Iterator[Gateway]:
+    """A gateway to the running managed Neo4j whose connections carry `MAINTENANCE_AGENT`, so that
+    `other_clients` tells them apart from everyone else's."""
+    uri, (username, password) = local.connection()
+    gateway = Gateway(lambda: open_driver(uri, username, password, user_agent=MAINTENANCE_AGENT),
+                      local.settings.neo4j_database)
+    try:
+        yield gateway
+    finally:
+        gateway.close()
+
+
 def other_clients(gateway: Gateway) -> list[str]:
-    """The Bolt clients connected besides the one asking (a `kgmem serve`, a Browser, a script), as
-    'address (user agent)'. The gateway must be fresh: its one query holds its only connection."""
-    rows = gateway.rows(LIST_CONNECTIONS)
-    return [f"{row['clientAddress']} ({row['userAgent']})" for row in rows[1:]] if len(rows) > 1 else []
+    """The Bolt clients connected besides this process's `maintenance_gateway` (a `kgmem serve`, a Browser,
+    a script), as 'address (user agent)'."""
+    return [f"{row['clientAddress']} ({row['userAgent']})" for row in gateway.rows(LIST_CONNECTIONS)
+            if row["userAgent"] != MAINTENANCE_AGENT]
 
 
 @contextmanager
@@ -105,8 +120,9 @@ def dump(local: LocalNeo4j, directory: Path, *, schema_version: int, progress: P
     directory = directory.expanduser().resolve()
     if (directory / DUMP_FILE).exists() or (directory / MANIFEST_FILE).exists():
         raise InvalidInput(f"{directory} already holds a backup; choose a new directory with --out")
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o700)  # the dump holds every tenant
+    if not directory.exists():
+        directory.mkdir(parents=True)
+        directory.chmod(0o700)  # the dump holds every tenant
     database = local.settings.neo4j_database
     local.admin("database", "dump", database, f"--to-path={directory}", on_line=_percent(progress))
     produced = directory / f"{database}.dump"
