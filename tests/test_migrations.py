@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import KGMEM
+from fastapi.testclient import TestClient
 from fixtures.schema_v0 import wipe_database, write_v0_database
 
+from api.app import create_app
 from api.services import open_services
 from graph import Gateway, Neo4jTarget, Settings
 from graph.errors import ConfigurationError
@@ -187,3 +189,21 @@ def test_kgmem_migrate_shows_the_steps_left_then_runs_them(old_database, own_neo
     assert f"schema version {LATEST} of {LATEST}, migrated at" in result.stdout
     assert re.findall(r"│ (done|pending) +│", result.stdout) == ["done"] * LATEST
     assert kgmem(own_neo4j, "migrate").stdout.startswith(f"The schema is at version {LATEST}, this kgmem's: nothing")
+
+
+def test_the_api_refuses_to_start_on_a_database_newer_than_the_code(old_database, own_neo4j, embedder, tmp_path):
+    migrate(old_database)
+    old_database.write("MATCH (v:SchemaVersion {id: $id}) SET v.version = $version", id=VERSION_ID,
+                       version=LATEST + 1)
+    settings = own_neo4j.settings.model_copy(update={"chroma_path": tmp_path / "chroma"})
+    with pytest.raises(ConfigurationError, match="migrated by a newer kgmem"), \
+            TestClient(create_app(settings, embedder=embedder)):
+        pass
+
+
+def test_the_api_migrates_an_old_database_before_it_answers(old_database, own_neo4j, embedder, tmp_path):
+    settings = own_neo4j.settings.model_copy(update={"chroma_path": tmp_path / "chroma", "auth_disabled": True})
+    with TestClient(create_app(settings, embedder=embedder)) as client:
+        assert status(old_database).version == LATEST  # by the start-up, before any request
+        assert client.get("/healthz").status_code == 200
+
