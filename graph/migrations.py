@@ -7,7 +7,9 @@ Each step is a named, idempotent function of the gateway; step n brings a databa
 n - 1 to n. A database without the node is version 0: made before migrations existed, or empty.
 Version 1 is today's constraints and indexes (graph/schema.py); the later steps are the changes
 kgmem's data went through, with their backfills, so a database written by older code reads and
-recalls as one written today.
+recalls as one written today. A current database only has graph/schema.py's missing constraints
+and indexes created (none, unless one was added there since): a new index needs no step, a changed
+one or a data change does.
 
 Replicas that start together must not run the steps side by side, so the runner takes a lease on
 the version node first (`owner`, `until`: schema commands cannot share a transaction with data
@@ -87,8 +89,7 @@ REMOVE v.owner, v.until, v.contended_at
 def baseline_schema(gateway: Gateway) -> None:
     """Today's constraints, indexes and fulltext indexes (graph/schema.py), each created if missing:
     what every kgmem database needs before anything reads it."""
-    for statement in schema.statements():
-        gateway.write(statement)
+    schema.ensure_schema(gateway)
 
 
 def english_fulltext(gateway: Gateway) -> None:
@@ -226,6 +227,8 @@ def migrate(gateway: Gateway, *, wait_s: float = WAIT_S, wait_for_indexes_s: flo
     current = status(gateway)
     check_not_newer(current)
     if current.version == LATEST:
+        # A constraint or index added to graph/schema.py since: each statement is a no-op when it exists.
+        schema.ensure_schema(gateway)
         return MigrationReport(current.version, current.version)
     gateway.write(VERSION_CONSTRAINT)
     owner = _new_owner()

@@ -1,4 +1,4 @@
-"""Constraints and indexes: today's schema, which graph/migrations.py creates (step 1) and keeps current."""
+"""Constraints and indexes: today's schema, created by graph/migrations.py (step 1, then at every start)."""
 
 from __future__ import annotations
 
@@ -69,3 +69,10 @@ def relation_indexes() -> list[str]:
 def statements() -> list[str]:
     """Every constraint and index, each created only if missing."""
     return CONSTRAINTS + INDEXES + [fulltext_statement(name) for name in FULLTEXT] + relation_indexes()
+
+
+def ensure_schema(gateway: Gateway) -> None:
+    """Create whichever constraints and indexes are missing. graph/migrations.py runs it as step 1 and again
+    at every start, so one added here reaches existing databases; a change to an existing one needs a step."""
+    for statement in statements():
+        gateway.write(statement)
