@@ -79,6 +79,8 @@ SET v.version = $version, v.migrated_at = datetime()
 RETURN v.version AS version
 """
 
+AWAIT_INDEXES = "CALL db.awaitIndexes($seconds)"
+
 RELEASE_LEASE = """
 MATCH (v:SchemaVersion {id: $id, owner: $owner})
 REMOVE v.owner, v.until, v.contended_at
@@ -158,10 +160,13 @@ def passage_vectors(gateway: Gateway) -> None:
         pass
 
 
+DROP_RETIRED_INDEX = "DROP INDEX observation_space_vector IF EXISTS"
+
+
 def retired_indexes(gateway: Gateway) -> None:
     """`observation_space_vector` (space, vector_status) was replaced by the cross-tenant
     `observation_vector_status`: the old one only costs writes."""
-    gateway.write("DROP INDEX observation_space_vector IF EXISTS")
+    gateway.write(DROP_RETIRED_INDEX)
 
 
 @dataclass(frozen=True)
@@ -249,7 +254,7 @@ def migrate(gateway: Gateway, *, wait_s: float = WAIT_S, wait_for_indexes_s: flo
                                                "another replica took it over and finishes the migration")
                     report.ran.append(f"{migration.version} {migration.name}")
                     report.to_version = migration.version
-                gateway.write("CALL db.awaitIndexes($seconds)", seconds=int(wait_for_indexes_s))
+                gateway.write(AWAIT_INDEXES, seconds=int(wait_for_indexes_s))
         return report
     finally:
         gateway.write(RELEASE_LEASE, id=VERSION_ID, owner=owner)
