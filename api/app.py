@@ -33,6 +33,11 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = open_services(settings, embedder=embedder, anthropic_client=anthropic_client)
+        try:
+            services.migrate_schema()  # a database newer than this code stops the start here
+        except BaseException:
+            services.close()
+            raise
         observability.instrument_services(services, app.state.metrics)  # before anything opens a client
         app.state.services = services
         app.state.auth_disabled = settings.auth_disabled

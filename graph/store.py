@@ -21,10 +21,10 @@ from typing import TypeVar
 from graph import lucene
 from graph.errors import Conflict, InvalidInput
 from graph.gateway import Gateway
+from graph.migrations import MigrationReport, migrate
 from graph.model import Entity, EntityIn, Observation, ObservationIn, PurgeReport, Relation, RelationIn, now
 from graph.reads import GraphReader
 from graph.records import entity as entity_from
-from graph.schema import ensure_schema
 from graph.writes import CHUNK_SIZE, MENTIONING_OBSERVATIONS, SpaceWriter
 
 SPACE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -46,8 +46,9 @@ class GraphStore:
         self.gateway = gateway
         self.after_write: list[AfterWrite] = list(after_write)
 
-    def ensure_schema(self) -> None:
-        ensure_schema(self.gateway)
+    def ensure_schema(self) -> MigrationReport:
+        """Bring the database to this code's schema version (graph/migrations.py): under a lease, once."""
+        return migrate(self.gateway)
 
     def space(self, space: str) -> SpaceGraph:
         return SpaceGraph(self, check_space(space))

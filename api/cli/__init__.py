@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from api.cli import (
     agent_commands,
+    backup_commands,
     bench_commands,
     cypher_commands,
     export_commands,
@@ -42,6 +43,7 @@ export_commands.register(app)
 keys_commands.register(app)
 mcp_commands.register(app)
 agent_commands.register(app)
+backup_commands.register(app)
 
 err = Console(stderr=True)
 
