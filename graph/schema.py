@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from graph import audit
 from graph.gateway import Gateway
 from graph.vocabulary import DECLARED_RELATIONS
 
@@ -70,6 +71,6 @@ def ensure_schema(gateway: Gateway, *, wait_s: float = 120) -> None:
     for name in _outdated_fulltext(gateway):
         gateway.write(f"DROP INDEX {name}")  # name from FULLTEXT, not input
     fulltext = [fulltext_statement(name) for name in FULLTEXT]
-    for statement in CONSTRAINTS + INDEXES + fulltext + relation_indexes():
+    for statement in CONSTRAINTS + INDEXES + audit.SCHEMA + fulltext + relation_indexes():
         gateway.write(statement)
     gateway.write("CALL db.awaitIndexes($seconds)", seconds=int(wait_s))
