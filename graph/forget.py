@@ -312,7 +312,7 @@ def _forget(w: SpaceWriter, target: ForgetTarget, event_id: str) -> GraphForgetR
 
     result.strings = strings
     result.ids = list(dict.fromkeys([*result.entity_ids, *result.observation_ids, *result.ids]))
-    _sweep(w, Mentions(strings, result.ids), result)
+    _sweep(w, strings, result)
     result.observations = len(result.observation_ids)
     w.record_as("forget", ids=[target.digest()], detail={"target": target.kind, **result.counts()},
                 event_id=event_id)
@@ -400,34 +400,38 @@ class Mentions:
         return value
 
 
-def _sweep(w: SpaceWriter, mentions: Mentions, result: GraphForgetResult) -> None:
-    """Every other node and relationship of the space that still mentions what was forgotten."""
-    needles = mentions.needles()
-    if not needles:
+def _sweep(w: SpaceWriter, strings: list[str], result: GraphForgetResult) -> None:
+    """Every other node and relationship of the space that still mentions what was forgotten: first the
+    observations and revisions that go, then (knowing their ids too) the redactions."""
+    mentions = Mentions(strings, result.ids)
+    if not mentions.needles():
         return
-    delete, reindex, pending, rows = [], [], [], []
-    for row in w.tx.rows(NODES_CONTAINING, space=w.space, needles=needles):
-        labels, props = row["labels"], row["props"]
-        hits = {key for key, value in props.items() if mentions.found(value)}
-        if not hits:
-            continue
-        if "Observation" in labels and hits <= {"context"}:
-            reindex.append(row["element"])
-        elif "Observation" in labels or "Revision" in labels:
+    delete = []
+    for row in _mentioning(w, mentions):
+        labels, props, hits = row["labels"], row["props"], row["hits"]
+        if ("Observation" in labels and not hits <= {"context"}) or "Revision" in labels:
             delete.append(row["element"])
             if "Observation" in labels:
                 result.observation_ids.append(props["id"])
+                result.ids.append(props["id"])
             else:
                 result.revisions += 1
-        else:
-            rows.append({"element": row["element"], "props": {key: mentions.scrubbed(props[key]) for key in hits}})
-            if "AuditEvent" in labels:
-                result.audit_events_scrubbed += 1
-            else:
-                result.redacted += 1
-                pending.append(row["element"])
     if delete:
         w.tx.run(DELETE_NODES, elements=delete)
+        mentions = Mentions(strings, result.ids)
+
+    reindex, pending, rows = [], [], []
+    for row in _mentioning(w, mentions):
+        labels, props, hits = row["labels"], row["props"], row["hits"]
+        if "Observation" in labels:  # only its context mentions it (the others are gone)
+            reindex.append(row["element"])
+            continue
+        rows.append({"element": row["element"], "props": {key: mentions.scrubbed(props[key]) for key in hits}})
+        if "AuditEvent" in labels:
+            result.audit_events_scrubbed += 1
+        else:
+            result.redacted += 1
+            pending.append(row["element"])
     if rows:
         w.tx.run(SET_PROPERTIES, rows=rows)
     if pending:
@@ -436,7 +440,7 @@ def _sweep(w: SpaceWriter, mentions: Mentions, result: GraphForgetResult) -> Non
         w.tx.run(REINDEX_CONTEXT, elements=reindex, now=w.at)
         result.context_reindexed = len(reindex)
     relationship_rows = []
-    for row in w.tx.rows(RELATIONSHIPS_CONTAINING, space=w.space, needles=needles):
+    for row in w.tx.rows(RELATIONSHIPS_CONTAINING, space=w.space, needles=mentions.needles()):
         hits = {key for key, value in row["props"].items() if mentions.found(value)}
         if hits:
             relationship_rows.append({"element": row["element"],
@@ -444,6 +448,16 @@ def _sweep(w: SpaceWriter, mentions: Mentions, result: GraphForgetResult) -> Non
     if relationship_rows:
         w.tx.run(SET_RELATIONSHIP_PROPERTIES, rows=relationship_rows)
         result.redacted += len(relationship_rows)
+
+
+def _mentioning(w: SpaceWriter, mentions: Mentions) -> list[dict[str, Any]]:
+    """The space's nodes with a property that mentions a forgotten string or id, with those properties' names."""
+    found = []
+    for row in w.tx.rows(NODES_CONTAINING, space=w.space, needles=mentions.needles()):
+        hits = {key for key, value in row["props"].items() if mentions.found(value)}
+        if hits:
+            found.append({**row, "hits": hits})
+    return found
 
 
 def forget_space(graph: SpaceGraph, target: ForgetTarget, event_id: str) -> GraphForgetResult:
