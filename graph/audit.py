@@ -51,7 +51,7 @@ class Actor:
 
 
 NOBODY = Actor()
-_actor: ContextVar[Actor] = ContextVar("kgmem_audit_actor", default=NOBODY)  # noqa: B039 - Actor is frozen
+_actor: ContextVar[Actor] = ContextVar("kgmem_audit_actor", default=NOBODY)  # Actor is frozen: a shared default is safe
 
 
 @contextmanager
@@ -102,11 +102,11 @@ class Touched:
     def empty(cls) -> Touched:
         return cls({}, {}, {}, {})
 
-    def add(self, kind: str, ids: list[str], provenance: list[dict[str, Any]] = ()) -> None:
+    def add(self, kind: str, ids: list[str], provenance: list[dict[str, Any]] = (), *, count: int | None = None) -> None:
         for item in ids:
             if item:
                 self.ids.setdefault(item, None)
-        self.counts[kind] = self.counts.get(kind, 0) + len(ids)
+        self.counts[kind] = self.counts.get(kind, 0) + (len(ids) if count is None else count)
         for p in provenance:
             if p.get("agent"):
                 self.agents.setdefault(p["agent"], None)
@@ -114,7 +114,9 @@ class Touched:
                 self.delegations.setdefault(p["delegation_id"], None)
 
     def __bool__(self) -> bool:
-        return bool(self.counts)
+        """Whether the transaction changed anything the trail records: a write that only took a lock (a
+        repeated outcome, applied once already) leaves no event."""
+        return bool(self.ids) or any(self.counts.values())
 
 
 def record(tx: Tx, space: str, at: datetime, touched: Touched, *, operation: str | None = None,

@@ -86,7 +86,12 @@ class GraphForgetResult:
 
 ENTITY_NAMES = """
 MATCH (e:Entity {id: $id}) WHERE e.space = $space
-RETURN e.id AS id, e.name AS name, e.aliases AS aliases
+RETURN e.id AS id, e.name AS name, e.aliases AS aliases, e:Memory AS memory
+"""
+
+RELATION_IDS = """
+MATCH (e:Entity {id: $id})-[r]-(:Entity) WHERE e.space = $space
+RETURN DISTINCT r.id AS id
 """
 
 ROOTS_BY_KIND_AND_NAME = """
@@ -243,8 +248,7 @@ def forget_in_graph(graph: SpaceGraph, target: ForgetTarget, event_id: str) -> G
         return forget_space(graph, target, event_id)
     if not target.value.strip():
         raise InvalidInput(f"forget {target.kind}: give the {target.kind} to forget")
-    result = graph.write(lambda w: _forget(w, target, event_id))
-    return result
+    return graph.write(lambda w: _forget(w, target, event_id))
 
 
 def _forget(w: SpaceWriter, target: ForgetTarget, event_id: str) -> GraphForgetResult:
@@ -277,11 +281,9 @@ def _forget(w: SpaceWriter, target: ForgetTarget, event_id: str) -> GraphForgetR
         row = w.tx.row(ENTITY_NAMES, space=w.space, id=entity_id)
         if row is None:
             continue
-        if "Memory" in (w.tx.row("MATCH (e:Entity {id: $id}) RETURN labels(e) AS labels", id=entity_id) or {}).get(
-                "labels", []):
+        if row["memory"]:
             result.memory_ids.append(entity_id)
-        relations = w.tx.rows("MATCH (:Entity {id: $id})-[r]-(:Entity) RETURN DISTINCT r.id AS id", id=entity_id)
-        result.ids += [r["id"] for r in relations if r["id"]]
+        result.ids += [r["id"] for r in w.tx.rows(RELATION_IDS, space=w.space, id=entity_id) if r["id"]]
         deleted = w.tx.row(DELETE_ENTITY_AND_PARTS, space=w.space, id=entity_id)
         result.entities += 1
         result.observation_ids += deleted["observation_ids"]

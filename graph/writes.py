@@ -471,9 +471,10 @@ class SpaceWriter:
         self._touch_params(params)
         self.tx.run(query, **{"space": self.space, "now": self.at, **params})
 
-    def touch(self, kind: str, ids: Sequence[str], provenance: Sequence[dict[str, Any]] = ()) -> None:
-        """Name ids this transaction wrote (for its audit event)."""
-        self.touched.add(kind, [i for i in ids if isinstance(i, str)], list(provenance))
+    def touch(self, kind: str, ids: Sequence[str], provenance: Sequence[dict[str, Any]] = (), *,
+              count: int | None = None) -> None:
+        """Name what this transaction wrote (for its audit event): ids, and how many of `kind` (default: one per id)."""
+        self.touched.add(kind, [i for i in ids if isinstance(i, str)], list(provenance), count=count)
 
     def record_as(self, operation: str, *, ids: list[str], detail: dict[str, Any], event_id: str) -> None:
         """This transaction's audit event is this one instead of what it touched: a forget's event names

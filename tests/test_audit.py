@@ -18,7 +18,7 @@ def kgmem(*args: str) -> subprocess.CompletedProcess:
     # The environment carries the test session's KGMEM_HOME, so the CLI finds its managed Neo4j; a wide
     # terminal keeps each table row on one line.
     return subprocess.run([KGMEM, *args], capture_output=True, text=True, env={**os.environ, "COLUMNS": "300"},
-                          timeout=300)
+                          timeout=300, check=False)
 
 
 @pytest.fixture
