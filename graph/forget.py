@@ -122,10 +122,21 @@ MATCH (m:Entity:Memory {space: $space})-[:MENTIONS]->(:Entity {id: id})
 RETURN DISTINCT m.id AS id
 """
 
-# Candidates for the sweep: any node of the space with a string (or list of strings) property that
+# Candidates for the sweep: the space's nodes of every label kgmem gives a `space` (by label, so the
+# indexes on space serve, not a scan of every tenant) with a string (or list of strings) property that
 # contains a needle, compared in lower case. Python then checks words and ids exactly.
 NODES_CONTAINING = """
-MATCH (n {space: $space})
+CALL () {
+  MATCH (n:Entity {space: $space}) RETURN n
+  UNION MATCH (n:Observation {space: $space}) RETURN n
+  UNION MATCH (:Entity {space: $space})-[:HAS_REVISION]->(n:Revision) RETURN n
+  UNION MATCH (n:AuditEvent {space: $space}) RETURN n
+  UNION MATCH (n:MemoryFile {space: $space}) RETURN n
+  UNION MATCH (n:MemoryFileVersion {space: $space}) RETURN n
+  UNION MATCH (n:MemoryDir {space: $space}) RETURN n
+  UNION MATCH (n:MemoryStore {space: $space}) RETURN n
+}
+WITH n
 WHERE any(k IN keys(n) WHERE
         (n[k] IS :: STRING AND any(s IN $needles WHERE toLower(n[k]) CONTAINS s))
         OR (n[k] IS :: LIST<STRING NOT NULL> AND any(x IN n[k] WHERE any(s IN $needles WHERE toLower(x) CONTAINS s))))
@@ -148,7 +159,7 @@ DELETE r
 """
 
 DELETE_REVISIONS_BY_PROVENANCE = """
-MATCH (v:Revision {space: $space}) WHERE v[$field] = $value
+MATCH (:Entity {space: $space})-[:HAS_REVISION]->(v:Revision) WHERE v[$field] = $value
 DETACH DELETE v
 RETURN count(*) AS deleted
 """
@@ -201,7 +212,10 @@ SET n.vector_status = 'pending', n.pending_since = $now
 # -- a whole space ---------------------------------------------------------------------------------------
 
 SPACE_ITEMS = """
-MATCH (n {space: $space}) WHERE n:Entity OR n:Observation
+CALL () {
+  MATCH (n:Entity {space: $space}) RETURN n
+  UNION MATCH (n:Observation {space: $space}) RETURN n
+}
 RETURN n.id AS id, n:Observation AS observation, n:Memory AS memory
 """
 
