@@ -80,8 +80,13 @@ def current_actor() -> Actor:
 
 # -- recording ----------------------------------------------------------------------------------
 
-# MERGE: a forget that runs in several transactions keeps completing one event of its own.
 RECORD_EVENT = """
+CREATE (:AuditEvent {id: $id, space: $space, at: $at, key_id: $key_id, agent: $agent,
+                     delegation_id: $delegation_id, operation: $operation, ids: $ids, detail: $detail})
+"""
+
+# An event of a known id: a forget that runs in several transactions keeps completing one event of its own.
+RECORD_OWN_EVENT = """
 MERGE (a:AuditEvent {id: $id})
 ON CREATE SET a.space = $space, a.at = $at
 SET a.key_id = $key_id, a.agent = $agent, a.delegation_id = $delegation_id, a.operation = $operation,
@@ -125,7 +130,7 @@ def record(tx: Tx, space: str, at: datetime, touched: Touched, *, operation: str
     when it has exactly one of each (else the actor's are kept)."""
     who = current_actor()
     agents, delegations = list(touched.agents), list(touched.delegations)
-    tx.run(RECORD_EVENT, id=event_id or str(uuid.uuid4()), space=space, at=at, key_id=who.key_id,
+    tx.run(RECORD_OWN_EVENT if event_id else RECORD_EVENT, id=event_id or str(uuid.uuid4()), space=space, at=at, key_id=who.key_id,
            agent=agents[0] if len(agents) == 1 else who.agent,
            delegation_id=delegations[0] if len(delegations) == 1 else who.delegation_id,
            operation=operation or who.operation, ids=list(touched.ids),
@@ -161,7 +166,7 @@ def event_of(row: dict[str, Any]) -> AuditEvent:
 # Newest first; the cursor is the last event's (at, id), so a page never repeats or skips one.
 AUDIT_PAGE = """
 MATCH (a:AuditEvent {space: $space})
-WHERE ($since IS NULL OR a.at >= $since) AND ($until IS NULL OR a.at <= $until)
+WHERE a.at IS NOT NULL AND ($since IS NULL OR a.at >= $since) AND ($until IS NULL OR a.at <= $until)
   AND ($key_id IS NULL OR a.key_id = $key_id) AND ($operation IS NULL OR a.operation = $operation)
   AND ($entity_ids IS NULL OR any(id IN a.ids WHERE id IN $entity_ids))
   AND ($after_at IS NULL OR a.at < $after_at OR (a.at = $after_at AND a.id < $after_id))
