@@ -11,12 +11,13 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import mcp_http, observability, problems
+from api import console, mcp_http, observability, problems
 from api.auth import KeyStore
 from api.idempotency import IdempotencyStore
 from api.jobs import JobStore
 from api.limits import QueryTimeLimit, RateLimiter
 from api.routes import admin, analysts, audit, delegations, entities, forget, health, memories, ml, observations, recall
+from api.routes import portable
 from api.services import open_services
 from graph import Settings, get_settings
 from memory import Embedder
@@ -60,7 +61,9 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     for router in (entities.router, observations.router, recall.router, memories.router, delegations.router,
                    ml.router, analysts.router, admin.router, admin.global_router, audit.router, forget.router):
         app.include_router(router)
+    app.include_router(portable.router)
     mcp = mcp_http.install(app, version=app.version)  # MCP over streamable HTTP at /mcp, same API keys
+    console.install(app, settings)  # the web console at /, same API keys (docs/console.md)
     return app
 
 

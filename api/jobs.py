@@ -1,6 +1,9 @@
-"""Background jobs (reindex) whose state lives in Neo4j, so any replica can report on them.
+"""Background jobs (reindex, export, import) whose state lives in Neo4j, so any replica can report on them.
 
-    (:ApiJob {id, kind, job_space, full, state, created_at, started_at, finished_at, report, error})
+    (:ApiJob {id, kind, job_space, full, state, created_at, started_at, finished_at, report, error, progress})
+
+`progress` (JSON) is, for jobs that report it, done/total per phase: {"entities": {"done": 500, "total": 1200}};
+the job writes it at most every `PROGRESS_EVERY_S` seconds, and at each phase's end.
 
 `job_space` is the space a space-scoped job works on, null for a global one. The replica that
 accepted the job runs it in a thread; a replica that dies mid-job leaves it `running` (its
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
@@ -26,6 +30,7 @@ from graph.gateway import Gateway
 log = logging.getLogger(__name__)
 
 JobState = Literal["queued", "running", "succeeded", "failed"]
+PROGRESS_EVERY_S = 1.0
 
 SCHEMA = ["CREATE CONSTRAINT api_job_id IF NOT EXISTS FOR (j:ApiJob) REQUIRE j.id IS UNIQUE"]
 
@@ -47,7 +52,13 @@ RETURN j.id AS id, j.job_space = $space AS of_space, coalesce(j.report, '') + ' 
 """
 DELETE_JOBS = "UNWIND $ids AS id MATCH (j:ApiJob {id: id}) DELETE j"
 NEEDLES_PER_QUERY = 1000
+SET_PROGRESS = "MATCH (j:ApiJob {id: $id}) SET j.progress = $progress"
 GET_JOB = "MATCH (j:ApiJob {id: $id}) WHERE j.job_space = $space OR ($space IS NULL AND j.job_space IS NULL) RETURN j {.*} AS job"
+
+
+class PhaseProgress(BaseModel):
+    done: int
+    total: int | None = None
 
 
 class Job(BaseModel):
@@ -61,6 +72,8 @@ class Job(BaseModel):
     finished_at: datetime | None = None
     report: dict[str, Any] | None = None
     error: str | None = None
+    progress: dict[str, PhaseProgress] | None = Field(
+        None, description="Done and total (null while unknown) per phase, for jobs that report it")
 
 
 def _job(row: dict[str, Any]) -> Job:
@@ -68,7 +81,29 @@ def _job(row: dict[str, Any]) -> Job:
     return Job(id=data["id"], kind=data["kind"], space=data.get("job_space"), full=bool(data.get("full")),
                state=data["state"], created_at=data["created_at"], started_at=data.get("started_at"),
                finished_at=data.get("finished_at"), error=data.get("error"),
-               report=json.loads(data["report"]) if data.get("report") else None)
+               report=json.loads(data["report"]) if data.get("report") else None,
+               progress=json.loads(data["progress"]) if data.get("progress") else None)
+
+
+class JobProgress:
+    """What a job's work gets to report its progress with: `job.id`, and `job(phase, done, total)`."""
+
+    def __init__(self, store: JobStore, job_id: str) -> None:
+        self.id = job_id
+        self._store = store
+        self._phases: dict[str, dict[str, int | None]] = {}
+        self._written_at = 0.0
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        self._phases[phase] = {"done": done, "total": total}
+        now = time.monotonic()
+        if now - self._written_at >= PROGRESS_EVERY_S or (total is not None and done >= total):
+            self._written_at = now
+            self.flush()
+
+    def flush(self) -> None:
+        if self._phases:
+            self._store._run(SET_PROGRESS, id=self.id, progress=json.dumps(self._phases))
 
 
 class JobStore:
@@ -81,6 +116,11 @@ class JobStore:
 
     def start(self, kind: str, space: str | None, work: Callable[[], Any], *, full: bool = False) -> Job:
         """Record a job and run `work` in a thread; the job's report is what `work` returns."""
+        return self.start_reporting(kind, space, lambda _job: work(), full=full)
+
+    def start_reporting(self, kind: str, space: str | None, work: Callable[[JobProgress], Any], *,
+                        full: bool = False) -> Job:
+        """`start`, with `work` given the job's `JobProgress` to report done/total per phase."""
         if not self._schema_ready:
             for statement in SCHEMA:
                 self._run(statement)
@@ -90,10 +130,12 @@ class JobStore:
         threading.Thread(target=self._execute, args=(job_id, work), name=f"job-{job_id}", daemon=True).start()
         return job
 
-    def _execute(self, job_id: str, work: Callable[[], Any]) -> None:
+    def _execute(self, job_id: str, work: Callable[[JobProgress], Any]) -> None:
         try:
             self._run(START_JOB, id=job_id, now=_now())
-            result = work()
+            progress = JobProgress(self, job_id)
+            result = work(progress)
+            progress.flush()
             report = asdict(result) if is_dataclass(result) else result
             self._run(FINISH_JOB, id=job_id, now=_now(), state="succeeded", report=json.dumps(report), error=None)
         except Exception as exc:  # noqa: BLE001 - the job's record says what went wrong

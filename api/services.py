@@ -21,10 +21,10 @@ from chromadb.api import ClientAPI
 from graph import Gateway, Settings, open_gateway
 from graph.neo4j_server import LocalNeo4j
 from memory import Embedder, open_chroma
-from memory.index import translate as translate_chroma
-from memory.vectors import close_chroma, store_identity
 from memory.extraction import ClaudeExtractor, claude_client
+from memory.index import translate as translate_chroma
 from memory.service import MemoryService
+from memory.vectors import close_chroma, store_identity
 
 log = logging.getLogger(__name__)
 
@@ -91,19 +91,8 @@ class Services:
         """Rebuild a removed store from Neo4j in the background; /readyz and recall say so meanwhile."""
         if not self.embedder.loaded or (self._repair is not None and self._repair.is_alive()):
             return  # before the model is loaded, the start-up work's reconcile does it
-
-        def work() -> None:
-            try:
-                memory = self.memory()
-                memory.index.mark_rebuilding()
-                log.info("rebuilt the removed Chroma store: %s", memory.reconcile(progress=self._unless_stopping))
-            except _Stopping:
-                log.info("rebuilding the removed Chroma store stopped for shutdown; the next start finishes it")
-            except Exception:  # noqa: BLE001 - the next start or `kgmem reindex` finishes it
-                if not self._stopping.is_set():
-                    log.exception("rebuilding the removed Chroma store failed; `kgmem reindex` finishes it")
-
-        self._repair = threading.Thread(target=work, name="chroma-repair", daemon=True)
+        self._repair = threading.Thread(target=self._reconcile, args=("rebuilding the removed Chroma store",),
+                                        kwargs={"rebuilding": True}, name="chroma-repair", daemon=True)
         self._repair.start()
 
     def check_chroma(self, *, index: bool = True) -> None:
@@ -160,18 +149,25 @@ class Services:
                 self._embedder_error = str(exc)
                 log.error("embedding model failed to load: %s", exc)
                 return
-            try:
-                report = self.memory().reconcile(progress=self._unless_stopping)
-                log.info("start-up reconcile: %s", report)
-            except _Stopping:
-                log.info("start-up reconcile stopped for shutdown; the next start finishes it")
-            except Exception:  # noqa: BLE001 - the next start or `kgmem reindex` tries again
-                if not self._stopping.is_set():
-                    log.exception("start-up reconcile failed")
+            self._reconcile("start-up reconcile")
 
         self._background = threading.Thread(target=work, name="startup", daemon=True)
         self._background.start()
         return self._background
+
+    def _reconcile(self, what: str, *, rebuilding: bool = False) -> None:
+        """Bring the vector index in line with Neo4j and log how it went. A shutdown ends it between
+        batches, and any failure is left to the next start or `kgmem reindex`, which finish the work."""
+        try:
+            memory = self.memory()
+            if rebuilding:
+                memory.index.mark_rebuilding()
+            log.info("%s: %s", what, memory.reconcile(progress=self._unless_stopping))
+        except _Stopping:
+            log.info("%s stopped for shutdown; the next start finishes it", what)
+        except Exception:  # the next start or `kgmem reindex` finishes it (see the docstring)
+            if not self._stopping.is_set():
+                log.exception("%s failed; the next start or `kgmem reindex` finishes it", what)
 
     def wait_for_background_work(self, timeout_s: float | None = None) -> bool:
         """Block until the start-up work is done (or `timeout_s` passes); True when it is done."""

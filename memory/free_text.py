@@ -31,14 +31,23 @@ Graph. Each added or updated memory is a `Memory` entity in its space (id and na
 the mem0 id; summary: the text) with `MENTIONS` relations to the entities its text
 names; a deleted one is retracted. Those writes go through the graph's write path, so
 the vectors follow them, which is what puts memories into hybrid recall.
+
+Imports. `import_memories` stores memories from another mem0 store (memory/peer_import.py) as
+mem0 would hold them, without the LLM and with their original times, a batch per embedding
+call; each gets an id derived from the space and its original id (kept as `imported_id`),
+which is what makes a repeated import add nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -66,11 +75,13 @@ UNUSED_EMBEDDING_ENDPOINT = "http://127.0.0.1:9/kgmem-unused"
 SCOPE_KEYS = ("user_id", "agent_id", "run_id")
 SCOPE_SEPARATOR = "/"  # not allowed in a space name, so "space/user" splits one way only
 SOURCE = "mem0"
+# Imported memories get ids derived from (space, original id), so importing the same store again finds them.
+IMPORTED_ID_NAMESPACE = uuid.UUID("0b5f6c1e-8d3a-4d1e-9a57-6b7c2f1d4e90")
 
 # Payload keys that mem0 or kgmem own: metadata may not set them, filters may not name them.
 RESERVED_METADATA = frozenset({
     "space", "data", "hash", "text_lemmatized", "created_at", "updated_at", "user_id", "agent_id", "run_id",
-    "actor_id", "role", "attributed_to", "expiration_date", "memory_type",
+    "actor_id", "role", "attributed_to", "expiration_date", "memory_type", "imported_id",
 })
 METADATA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
@@ -235,6 +246,14 @@ def collection_name(model: str, dimension: int) -> str:
     return f"kgmem-mem0-{slug}-{dimension}"
 
 
+def mem0_collection(chroma_client: ClientAPI, embedder: Embedder):
+    """mem0's collection on kgmem's Chroma, made first (cosine, like kgmem's own index) so mem0 opens it as it is."""
+    return chroma_client.get_or_create_collection(
+        collection_name(embedder.name, embedder.dimension), embedding_function=None,
+        metadata={**HNSW_SETTINGS, "embedding_model": embedder.name, "dimension": embedder.dimension},
+    )
+
+
 def _import_mem0(mem0_dir: Path):
     """Import mem0 with its directory under kgmem's home and its telemetry off."""
     os.environ["MEM0_TELEMETRY"] = "False"
@@ -278,6 +297,25 @@ def history_db_path(settings: Settings) -> Path:
 GraphFactory = Callable[[str], "SpaceGraph"]
 
 
+@dataclass(frozen=True)
+class ImportedMemory:
+    """A memory from another mem0 store, as it was there: kept verbatim, with its original id and times."""
+
+    original_id: str
+    text: str
+    scope: dict[str, str]  # user_id / agent_id / run_id, unqualified
+    metadata: dict[str, Any] = field(default_factory=dict)  # scalar values, keys as _check_metadata allows
+    created_at: str | None = None
+    updated_at: str | None = None
+    actor_id: str | None = None
+    role: str | None = None
+
+
+def imported_memory_id(space: str, original_id: str) -> str:
+    """The id an imported memory has in `space`: the same for the same original id, different per space."""
+    return str(uuid.uuid5(IMPORTED_ID_NAMESPACE, f"{space}{SCOPE_SEPARATOR}{original_id}"))
+
+
 class FreeTextMemory:
     """mem0's operations, in mem0's shapes, for one kgmem space at a time."""
 
@@ -302,10 +340,7 @@ class FreeTextMemory:
 
         Memory = _import_mem0(self.mem0_dir)
         # Cosine, like kgmem's own index; mem0 then opens this collection as it is.
-        chroma_client.get_or_create_collection(
-            self.collection_name, embedding_function=None,
-            metadata={**HNSW_SETTINGS, "embedding_model": embedder.name, "dimension": embedder.dimension},
-        )
+        mem0_collection(chroma_client, embedder)
         config = {
             "vector_store": {"provider": "chroma",
                              "config": {"client": chroma_client, "collection_name": self.collection_name}},
@@ -484,20 +519,65 @@ class FreeTextMemory:
         self._owned(space, memory_id, deleted_ok=True)
         return self._call("history", self.mem0.history, memory_id)
 
+    def import_memories(self, space: str, memories: list[ImportedMemory]) -> list[str]:
+        """Store memories from another mem0 store verbatim (no LLM), with their times, and link them into the
+        graph; return the original ids of those written. Already imported ones (same space, same original id)
+        are left alone, so repeating an import adds nothing. One embedding call and one vector insert per call."""
+        check_space(space)
+        wanted = {imported_memory_id(space, m.original_id): m for m in memories}
+        if not wanted:
+            return []
+        present = set(self._call("import", self.mem0.vector_store.collection.get, ids=list(wanted), include=[])["ids"])
+        fresh = {memory_id: m for memory_id, m in wanted.items() if memory_id not in present}
+        if not fresh:
+            return []
+        from mem0.utils.lemmatization import lemmatize_for_bm25
+
+        vectors = self.embedder.embed_whole([m.text for m in fresh.values()])
+        payloads = []
+        for m in fresh.values():
+            created = m.created_at or datetime.now(UTC).isoformat()
+            payload: dict[str, Any] = {
+                **m.metadata, **self._qualified(space, m.scope), "space": space, "imported_id": m.original_id,
+                "data": m.text, "hash": hashlib.md5(m.text.encode()).hexdigest(),
+                "created_at": created, "updated_at": m.updated_at or created,
+                "text_lemmatized": lemmatize_for_bm25(m.text),
+            }
+            payloads.append(payload | {key: value for key in ("actor_id", "role") if (value := getattr(m, key))})
+        self._call("import", self.mem0.vector_store.insert, vectors=vectors, ids=list(fresh), payloads=payloads)
+        self.mem0.db.batch_add_history([
+            {"memory_id": memory_id, "old_memory": None, "new_memory": payload["data"], "event": "ADD",
+             "created_at": payload["created_at"], "updated_at": payload["updated_at"],
+             "actor_id": m.actor_id, "role": m.role}
+            for (memory_id, m), payload in zip(fresh.items(), payloads)
+        ])
+        kept = {memory_id: {"imported_id": m.original_id, "mem0_created_at": payload["created_at"],
+                            "mem0_updated_at": payload["updated_at"]}
+                for (memory_id, m), payload in zip(fresh.items(), payloads)}
+        by_scope: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
+        for memory_id, m in fresh.items():
+            by_scope.setdefault(tuple(sorted(m.scope.items())), []).append((memory_id, m.text))
+        for scope, group in by_scope.items():
+            self._link(space, group, dict(scope), attributes=kept)
+        return [m.original_id for m in fresh.values()]
+
     def close(self) -> None:
         """Release mem0's history database connection."""
         self.mem0.close()
 
     # -- the graph --------------------------------------------------------------------------------
-    def _link(self, space: str, memories: list[tuple[str, str]], ids: dict[str, str]) -> None:
-        """Upsert a Memory entity per memory and point MENTIONS at the entities its text names (and only those)."""
+    def _link(self, space: str, memories: list[tuple[str, str]], ids: dict[str, str], *,
+              attributes: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """Upsert a Memory entity per memory (with `attributes[memory_id]` if given) and point MENTIONS at the
+        entities its text names (and only those)."""
         if not memories:
             return
         graph = self._graph(space)
         provenance = Provenance(source=SOURCE, agent=ids.get("agent_id"))
+        extra = attributes or {}
         entities = graph.upsert_entities([
             EntityIn(kind=Kind.MEMORY, name=memory_id, id=memory_id, summary=text,
-                     attributes={"mem0_id": memory_id, **ids}, provenance=provenance)
+                     attributes={"mem0_id": memory_id, **ids, **extra.get(memory_id, {})}, provenance=provenance)
             for memory_id, text in memories
         ])
         add: list[RelationIn] = []

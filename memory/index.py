@@ -307,6 +307,12 @@ class VectorIndex:
             metadatas=[item.metadata() for item in items],
         ))
 
+    def restore(self, ids: Sequence[str], vectors: Sequence[Sequence[float]], metadatas: Sequence[dict[str, Any]]) -> None:
+        """Vectors as an export recorded them, metadata included (memory/portable.py's import)."""
+        if ids:
+            self._on_collection("upsert", lambda collection: collection.upsert(
+                ids=list(ids), embeddings=[list(v) for v in vectors], metadatas=list(metadatas)))
+
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
             self._on_collection("delete", lambda collection: collection.delete(ids=list(ids)))

@@ -47,3 +47,28 @@ ensure_venv() {
     echo "$want" > "$stamp"
   fi
 }
+
+# The console's browser tests drive a system Chromium through Playwright (Playwright's own browser download
+# needs a CDN). Find one (KGMEM_CHROMIUM, else chromium or Chrome on PATH); as root with apt-get, install
+# Debian's package; otherwise stop and say how to get one.
+ensure_chromium() {
+  local found="${KGMEM_CHROMIUM:-}"
+  if [ -z "$found" ]; then
+    for candidate in chromium chromium-browser google-chrome google-chrome-stable; do
+      found="$(command -v "$candidate" || true)"
+      [ -n "$found" ] && break
+    done
+  fi
+  if [ -z "$found" ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing Chromium for the console's browser tests (apt-get install chromium)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || true
+    found="$(command -v chromium || true)"
+  fi
+  if [ -z "$found" ] || [ ! -x "$found" ]; then
+    echo "kgmem's console tests need Chromium: install it (Debian/Ubuntu: sudo apt-get install chromium)," \
+         "or set KGMEM_CHROMIUM to a Chromium or Chrome binary" >&2
+    return 1
+  fi
+  export KGMEM_CHROMIUM="$found"
+}

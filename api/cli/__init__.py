@@ -16,11 +16,13 @@ from api.cli import (
     bench_commands,
     cypher_commands,
     forget_commands,
+    export_commands,
     import_commands,
     index_commands,
     keys_commands,
     mcp_commands,
     neo4j_commands,
+    peer_import_commands,  # noqa: F401 - registers `kgmem import mcp-memory` and `kgmem import mem0`
     serve_commands,
 )
 from graph import KgmemError
@@ -40,6 +42,7 @@ app.add_typer(import_commands.app, name="import")
 serve_commands.register(app)
 cypher_commands.register(app)
 index_commands.register(app)
+export_commands.register(app)
 keys_commands.register(app)
 mcp_commands.register(app)
 agent_commands.register(app)
