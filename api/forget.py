@@ -5,7 +5,7 @@
 The route (`POST /v1/spaces/{space}/forget`) and `kgmem forget` both run this. The graph, Chroma
 and mem0 forget first (memory/forget.py, graph/forget.py say what each target reaches); then the
 API's own stores that may hold copies: stored idempotent answers and job results that contain a
-forgotten id or string are deleted. Last, the forget's own audit event gets the receipt's counts.
+forgotten id or string are deleted, and so are the space's export archives kept on this server. Last, the forget's own audit event gets the receipt's counts.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from api.idempotency import IdempotencyStore
 from api.jobs import JobStore
+from api.routes.portable import archive_path
 from graph.forget import ForgetTarget, Mentions
 from graph.model import InputModel
 from memory.forget import forget as forget_in_memory
@@ -74,6 +75,7 @@ class ForgetReceipt(BaseModel):
     mem0_history_rows: int = Field(description="Rows of mem0's history database (history and messages)")
     idempotency_records: int = Field(description="Stored idempotent answers that held forgotten data")
     job_results: int = Field(description="Background jobs whose results held forgotten data")
+    export_archives: int = Field(description="The space's export archives kept on this server (each holds a copy)")
     audit_events_scrubbed: int = Field(description="Earlier audit events with forgotten ids or strings taken out")
 
 
@@ -92,6 +94,7 @@ def forget(memory: SpaceMemory, request: ForgetRequest, *, idempotency: Idempote
         mentions = Mentions(graph.strings, graph.ids)
         needles, confirm = mentions.needles(), mentions.found
     records = idempotency.forget(needles, confirm) if needles else 0
+    archives = _forget_export_archives(memory, jobs)  # before the jobs that name them may go
     job_results = jobs.forget(needles, confirm, space=memory.space if target.kind == "space" else None)
     receipt = ForgetReceipt(
         space=memory.space, target=target.kind, audit_event_id=event_id,
@@ -99,9 +102,22 @@ def forget(memory: SpaceMemory, request: ForgetRequest, *, idempotency: Idempote
                           revisions=graph.revisions, other_nodes=graph.other_nodes, redacted=graph.redacted),
         chroma_vectors=result.chroma_vectors, mem0_vectors=result.mem0_vectors,
         mem0_history_rows=result.mem0_history_rows, idempotency_records=records, job_results=job_results,
+        export_archives=archives,
         audit_events_scrubbed=graph.audit_events_scrubbed)
     _complete_event(memory, target, receipt)
     return receipt
+
+
+def _forget_export_archives(memory: SpaceMemory, jobs: JobStore) -> int:
+    """Every export archive of the space kept on this server: one made before the forget holds a copy of what
+    was forgotten (export again after the forget)."""
+    removed = 0
+    for job_id in jobs.ids_of("export", memory.space):
+        path = archive_path(memory.service.settings, job_id)
+        if path.exists():
+            path.unlink()
+            removed += 1
+    return removed
 
 
 def _complete_event(memory: SpaceMemory, target: ForgetTarget, receipt: ForgetReceipt) -> None:

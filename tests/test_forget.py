@@ -9,6 +9,7 @@ import os
 import re
 import sqlite3
 import subprocess
+import time
 
 import pytest
 from cli_helpers import KGMEM, assert_one_error_line
@@ -196,12 +197,22 @@ def test_forgetting_a_space_empties_every_store_but_keeps_the_forget_event(live_
         kg.add_observations([ObservationIn(entity=EntityRef(id=entity.id), text="Osprey ships in June")])
         memory = kg.add_memory("Osprey needs a new owner", user_id="bo", infer=False).results[0]
     with live_api.http(admin) as http:
-        assert http.post(f"/v1/spaces/{space}/admin/reindex").status_code == 202
+        export = http.post(f"/v1/spaces/{space}/admin/export").json()
+        for _ in range(600):
+            job = http.get(f"/v1/spaces/{space}/admin/jobs/{export['id']}").json()
+            if job["state"] in ("succeeded", "failed"):
+                break
+            time.sleep(0.2)
+        assert job["state"] == "succeeded", job
+        assert http.get(f"/v1/spaces/{space}/admin/exports/{export['id']}").status_code == 200
 
     receipt = forget(live_api, space, admin, {"all_space": True})
 
     assert receipt["neo4j"]["entities"] == 2 and receipt["neo4j"]["observations"] == 1
-    assert receipt["mem0_vectors"] == 1 and receipt["idempotency_records"] == 1 and receipt["job_results"] == 1
+    assert receipt["mem0_vectors"] == 1 and receipt["idempotency_records"] == 1
+    assert receipt["job_results"] == 1 and receipt["export_archives"] == 1  # the export job, and its archive
+    with live_api.http(admin) as http:
+        assert http.get(f"/v1/spaces/{space}/admin/exports/{export['id']}").status_code == 404
     assert scan(live_api, space, ["Osprey", entity.id, memory.id]) == []
     remaining = live_api.gateway.rows("MATCH (n {space: $space}) RETURN labels(n) AS labels, n.operation AS op",
                                       space=space)

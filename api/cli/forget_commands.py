@@ -94,7 +94,8 @@ def _print(receipt: ForgetReceipt, what: str) -> None:
             ("Neo4j nodes kept, mentions redacted", receipt.neo4j.redacted),
             ("Chroma vectors", receipt.chroma_vectors), ("mem0 vectors", receipt.mem0_vectors),
             ("mem0 history rows", receipt.mem0_history_rows), ("idempotency records", receipt.idempotency_records),
-            ("job results", receipt.job_results), ("audit events scrubbed", receipt.audit_events_scrubbed)]
+            ("job results", receipt.job_results), ("export archives", receipt.export_archives),
+            ("audit events scrubbed", receipt.audit_events_scrubbed)]
     for label, count in rows:
         table.add_row(label, str(count))
     out.print(table)
