@@ -16,7 +16,7 @@ from api.auth import KeyStore
 from api.idempotency import IdempotencyStore
 from api.jobs import JobStore
 from api.limits import QueryTimeLimit, RateLimiter
-from api.routes import admin, analysts, delegations, entities, health, memories, ml, observations, recall
+from api.routes import admin, analysts, audit, delegations, entities, forget, health, memories, ml, observations, recall
 from api.routes import portable
 from api.services import open_services
 from graph import Settings, get_settings
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     observability.install(app)
     app.include_router(health.router)
     for router in (entities.router, observations.router, recall.router, memories.router, delegations.router,
-                   ml.router, analysts.router, admin.router, admin.global_router):
+                   ml.router, analysts.router, admin.router, admin.global_router, audit.router, forget.router):
         app.include_router(router)
     app.include_router(portable.router)
     mcp = mcp_http.install(app, version=app.version)  # MCP over streamable HTTP at /mcp, same API keys

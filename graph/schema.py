@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from graph import audit
 from graph.gateway import Gateway
 from graph.vocabulary import DECLARED_RELATIONS
 
@@ -68,7 +69,7 @@ def relation_indexes() -> list[str]:
 
 def statements() -> list[str]:
     """Every constraint and index, each created only if missing."""
-    return CONSTRAINTS + INDEXES + [fulltext_statement(name) for name in FULLTEXT] + relation_indexes()
+    return CONSTRAINTS + INDEXES + audit.SCHEMA + [fulltext_statement(name) for name in FULLTEXT] + relation_indexes()
 
 
 def ensure_schema(gateway: Gateway) -> None:

@@ -47,6 +47,7 @@ REST_WRITES: list[tuple[str, str, Any]] = [
     ("POST", "/models/drift", {"model": "churn-model", "version": "3", "metric": "psi", "value": 0.3,
                                "threshold": 0.2, "detected_at": "2026-05-01T00:00:00Z"}),
     ("POST", "/features/importance", {"model": "churn-model", "version": "3", "importance": {"tenure": 0.4}}),
+    ("POST", "/forget", {"agent": "ds-1"}),
 ]
 # Writes that touch no entity or observation (keys, jobs) or only read (queries sent as POST).
 REST_NOT_GRAPH_WRITES = {
