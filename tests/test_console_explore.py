@@ -208,6 +208,31 @@ def test_the_graph_route_is_bounded_with_a_more_flag_and_refuses_a_bad_depth(bro
     context.close()
 
 
+ENTITY_PAGE_QUERIES = 8  # the session's key, the entity's history (four), the page's shell
+GRAPH_QUERIES = 5  # the session's key, the entity, its top neighbours, the relations among them
+
+
+def test_the_entity_page_and_graph_make_a_fixed_number_of_neo4j_queries_whatever_the_entitys_size(
+        browser, live_api, seeded, gateway):
+    context, page = signed_in(browser, live_api, seeded["tokens"]["reader"])
+    incident = seeded["api"].search(XSS_IMAGE, kinds=["Incident"]).items[0].entity.id
+    calls: list[str] = []
+    stop = gateway.observe(lambda operation, seconds: calls.append(operation))
+    try:
+        counts = {}
+        for name, entity_id in (("big", seeded["model"]), ("small", incident)):
+            for what, path in (("page", ""), ("graph", "/graph?depth=2&limit=300")):
+                calls.clear()
+                response = page.request.get(f"/spaces/{seeded['space']}/entities/{entity_id}{path}")
+                assert response.ok
+                counts[name, what] = len(calls)
+    finally:
+        stop()
+    assert counts["big", "page"] == counts["small", "page"] <= ENTITY_PAGE_QUERIES, counts
+    assert counts["big", "graph"] == counts["small", "graph"] <= GRAPH_QUERIES, counts
+    context.close()
+
+
 # -- safety ----------------------------------------------------------------------------------------
 def test_html_names_render_as_text_in_the_page_and_the_graph_labels(browser, live_api, seeded):
     context, page = signed_in(browser, live_api, seeded["tokens"]["reader"])
