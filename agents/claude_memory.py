@@ -257,6 +257,7 @@ class GraphMemoryTool(BetaAbstractMemoryTool):
         """Run `work` in one write transaction holding the store's lock."""
         def unit(w: SpaceWriter) -> str:
             w.run(LOCK_STORE, store=self.store)
+            w.touch("memory_files", [], count=1)  # every command is one change to the store, for the audit trail
             return work(w, _now())  # read after the lock: versions of a store are stamped in the order they apply
 
         return self.graph.write(unit)

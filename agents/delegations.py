@@ -93,14 +93,16 @@ SET_DEFAULTS = """
 MATCH (d:Entity {id: $id})
 WHERE d.space = $space
 SET d.status = coalesce(d.status, 'planned'),
-    d.shown_ids = coalesce(d.shown_ids, []) + [x IN $shown WHERE NOT x IN coalesce(d.shown_ids, [])]
+    d.shown_ids = coalesce(d.shown_ids, []) + [x IN $shown WHERE NOT x IN coalesce(d.shown_ids, [])],
+    d.brief_markdown = $markdown, d.brief_budget_tokens = $budget
 RETURN d.status AS status
 """
 
 ADD_SHOWN = """
 MATCH (d:Entity {id: $id})
 WHERE d.space = $space
-SET d.shown_ids = coalesce(d.shown_ids, []) + [x IN $shown WHERE NOT x IN coalesce(d.shown_ids, [])]
+SET d.shown_ids = coalesce(d.shown_ids, []) + [x IN $shown WHERE NOT x IN coalesce(d.shown_ids, [])],
+    d.brief_markdown = $markdown, d.brief_budget_tokens = $budget
 RETURN d.status AS status
 """
 
@@ -189,11 +191,12 @@ class Delegations:
             metric=request.metric, exclude_id=existing["delegation"]["id"] if existing else entity_id,
             feedback=votes, boosts={item: feedback_boost(net) for item, net in votes.items()},
         ).gather()
-        shown = content.shown_ids()
-
+        # The markdown names neither the entity id nor the status, so it is rendered once, before the
+        # write, and stored with the delegation as the agent receives it (the latest brief wins).
+        brief = self._brief(request, name, entity_id, "planned", True, project, role, content)
         entity_id, status, created = self.graph.write(
-            lambda w: self._open_tx(w, request, name, key, entity_id, project, shown))
-        return self._brief(request, name, entity_id, status, created, project, role, content)
+            lambda w: self._open_tx(w, request, name, key, entity_id, project, brief))
+        return brief.model_copy(update={"entity_id": entity_id, "status": status, "created": created})
 
     def _delegation_name(self, request: BriefRequest) -> str:
         if request.delegation_id:
@@ -240,13 +243,14 @@ class Delegations:
                 "use a new delegation_id or idempotency_key for new work")
 
     def _open_tx(self, w: SpaceWriter, request: BriefRequest, name: str, key: str, entity_id: str,
-                 project: tuple[str | None, str] | None, shown: list[str]) -> tuple[str, str, bool]:
+                 project: tuple[str | None, str] | None, brief: Brief) -> tuple[str, str, bool]:
+        shown, stored = brief.shown_ids, {"markdown": brief.markdown, "budget": brief.budget_tokens}
         locked = w.row(LOCK_DELEGATION, key=key)
         if locked:
             row = w.row(DELEGATION_STATE, key=key)
             self._same_delegation(row, request, project)
             if row["delegation"].get("shown_ids") is not None:  # a retry: now with what this brief showed too
-                status = w.row(ADD_SHOWN, id=locked["id"], shown=shown)["status"]
+                status = w.row(ADD_SHOWN, id=locked["id"], shown=shown, **stored)["status"]
                 return locked["id"], status, False
             # else planned elsewhere and never briefed: this brief completes it
 
@@ -264,7 +268,7 @@ class Delegations:
                 source=EntityRef(id=entity_id), type="PART_OF", target=target, provenance=provenance)],
                 create_missing=True)
         # Only a delegation that has no status yet starts as planned: a late retry never resets an outcome.
-        status = w.row(SET_DEFAULTS, id=entity_id, shown=shown)["status"]
+        status = w.row(SET_DEFAULTS, id=entity_id, shown=shown, **stored)["status"]
         return entity_id, status, created
 
     def _brief(self, request: BriefRequest, name: str, entity_id: str, status: str, created: bool,
@@ -535,5 +539,6 @@ def _state(row: dict[str, Any]) -> DelegationState:
                  for l in row["lessons"]],
         artifacts=[RecordedArtifact(**a) for a in row["artifacts"]],
         shown_ids=d.get("shown_ids") or [], helpful_ids=d.get("helpful_ids") or [],
-        unhelpful_ids=d.get("unhelpful_ids") or [],
+        unhelpful_ids=d.get("unhelpful_ids") or [], brief_markdown=d.get("brief_markdown"),
+        brief_budget_tokens=d.get("brief_budget_tokens"),
     )

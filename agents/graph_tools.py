@@ -136,7 +136,8 @@ def _recall(context: ToolContext, params: RecallInput) -> Any:
     return {"query": result.query, "items": [
         {"id": item.id, "type": item.type, "text": item.text, "score": item.score, "entity": item.entity,
          "valid_from": item.valid_from, "valid_to": item.valid_to, "agent": item.provenance.agent,
-         "delegation_id": item.provenance.delegation_id}
+         "delegation_id": item.provenance.delegation_id,
+         **({"explanation": item.explanation.model_dump(mode="json")} if item.explanation else {})}
         for item in result.items]}
 
 

@@ -40,6 +40,7 @@ from agents.tools import (
     describe_error,
     describe_invalid_input,
 )
+from graph.audit import actor
 from graph.errors import KgmemError, Unavailable
 from graph.mcp_memory import (
     DEFAULT_PAGE,
@@ -81,6 +82,7 @@ class McpCaller:
     agent: str | None = None
     can_write: bool = True
     can_cypher: bool = False  # may run cypher_read, which is not confined to one space
+    key_id: str = "mcp"  # the API key's id over HTTP; `kgmem mcp` (stdio) writes as "mcp"
     toolsets: tuple[str, ...] | None = None  # the caller's choice among the server's toolsets; None: all of them
 
 
@@ -314,6 +316,10 @@ class KgmemMcp:
 
     def call(self, caller: McpCaller, name: str, arguments: Mapping[str, Any]) -> types.CallToolResult:
         """Run one tool for `caller`; every failure a client can act on is an `is_error` result."""
+        with actor(key_id=caller.key_id, operation=name, agent=caller.agent):
+            return self._call(caller, name, arguments)
+
+    def _call(self, caller: McpCaller, name: str, arguments: Mapping[str, Any]) -> types.CallToolResult:
         own = self._own(caller)
         references = self._references(caller)
         reference = references.get(name)

@@ -160,6 +160,8 @@ class DelegationState(BaseModel):
     shown_ids: list[str] = Field(default_factory=list)
     helpful_ids: list[str] = Field(default_factory=list)
     unhelpful_ids: list[str] = Field(default_factory=list)
+    brief_markdown: str | None = Field(default=None, description="The latest brief's markdown, as the agent received it")
+    brief_budget_tokens: int | None = Field(default=None, description="The token budget that brief was rendered within")
 
 
 class AgentTrackRecord(BaseModel):

@@ -28,6 +28,7 @@ import pydantic_core
 from anthropic.lib.tools import BetaBuiltinFunctionTool, ToolError
 from pydantic import BaseModel, ValidationError
 
+from graph.audit import actor
 from graph.errors import KgmemError, Unavailable
 from graph.model import Provenance
 from memory.schemas import tool_input_schema
@@ -281,7 +282,9 @@ class ToolExecutor:
         except ValidationError as exc:
             return ToolOutcome(describe_invalid_input(tool.name, tool.input_schema, exc), is_error=True)
         try:
-            value = tool.handler(self.context, params)
+            provenance = self.context.provenance
+            with actor(operation=name, agent=provenance.agent, delegation_id=provenance.delegation_id):
+                value = tool.handler(self.context, params)
         except ValidationError as exc:  # a model built inside the handler: still the caller's input
             return ToolOutcome(describe_invalid_input(tool.name, tool.input_schema, exc), is_error=True)
         except KgmemError as exc:

@@ -16,7 +16,7 @@ from api.auth import KeyStore
 from api.idempotency import IdempotencyStore
 from api.jobs import JobStore
 from api.limits import QueryTimeLimit, RateLimiter
-from api.routes import admin, analysts, delegations, entities, health, memories, ml, observations, recall
+from api.routes import admin, analysts, audit, delegations, entities, forget, health, memories, ml, observations, recall
 from api.routes import portable
 from api.services import open_services
 from graph import Settings, get_settings
@@ -33,6 +33,11 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = open_services(settings, embedder=embedder, anthropic_client=anthropic_client)
+        try:
+            services.migrate_schema()  # a database newer than this code stops the start here
+        except BaseException:
+            services.close()
+            raise
         observability.instrument_services(services, app.state.metrics)  # before anything opens a client
         app.state.services = services
         app.state.auth_disabled = settings.auth_disabled
@@ -59,7 +64,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     observability.install(app)
     app.include_router(health.router)
     for router in (entities.router, observations.router, recall.router, memories.router, delegations.router,
-                   ml.router, analysts.router, admin.router, admin.global_router):
+                   ml.router, analysts.router, admin.router, admin.global_router, audit.router, forget.router):
         app.include_router(router)
     app.include_router(portable.router)
     mcp = mcp_http.install(app, version=app.version)  # MCP over streamable HTTP at /mcp, same API keys

@@ -22,6 +22,7 @@ from api.jobs import JobStore
 from api.limits import RateLimiter
 from api.problems import ApiProblem
 from api.services import Services
+from graph.audit import bind_actor
 from graph.settings import Settings
 from graph.store import SPACE_PATTERN
 from memory.service import SpaceMemory
@@ -36,7 +37,8 @@ def settings(request: Request) -> Settings:
 
 
 def caller(scope: Scope):
-    """The dependency for routes that need `scope`: authenticates, checks space and rate limit.
+    """The dependency for routes that need `scope`: authenticates, checks space and rate limit, and names
+    the caller (key id, route name) for the audit trail of what the request writes.
     Async, as `require` is: authentication never takes a thread from the pool the routes run in."""
     check = require(scope)
 
@@ -46,6 +48,8 @@ def caller(scope: Scope):
         principal = await check(request, credentials)
         limiter: RateLimiter = state.rate_limiter
         limiter.check(principal.key.key_id)
+        route = request.scope.get("route")
+        bind_actor(key_id=principal.key.key_id, operation=getattr(route, "name", None) or request.url.path)
         return principal
 
     dependency.__name__ = f"caller_{scope.value}"

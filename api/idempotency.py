@@ -95,6 +95,15 @@ DELETE r
 """
 
 
+# Stored answers that may hold forgotten data (a forget removes them; the client's retry then runs afresh).
+ANSWERS_CONTAINING = """
+MATCH (r:IdempotencyRecord) WHERE r.body IS NOT NULL AND any(s IN $needles WHERE toLower(r.body) CONTAINS s)
+RETURN r.id AS id, r.body AS body
+"""
+DELETE_RECORDS = "UNWIND $ids AS id MATCH (r:IdempotencyRecord {id: id}) DELETE r"
+NEEDLES_PER_QUERY = 1000
+
+
 def _read(path: str) -> str:
     try:
         with open(path) as file:
@@ -226,6 +235,16 @@ class IdempotencyStore:
             raise
         self._run(COMPLETE, id=rid, token=token, status=status_code, body=content.decode())
         return EncodedJSONResponse(content, status_code=status_code)
+
+    def forget(self, needles: list[str], mentions: Callable[[str], bool]) -> int:
+        """Delete the stored answers whose body holds a needle (lower case) that `mentions` confirms."""
+        doomed: set[str] = set()
+        for start in range(0, len(needles), NEEDLES_PER_QUERY):
+            rows = self._run(ANSWERS_CONTAINING, needles=needles[start:start + NEEDLES_PER_QUERY])
+            doomed |= {row["id"] for row in rows if mentions(row["body"])}
+        if doomed:
+            self._run(DELETE_RECORDS, ids=sorted(doomed))
+        return len(doomed)
 
     def _claim(self, params: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -43,6 +43,16 @@ FINISH_JOB = """
 MATCH (j:ApiJob {id: $id})
 SET j.state = $state, j.finished_at = $now, j.report = $report, j.error = $error
 """
+# Job results that may hold forgotten data; a forgotten space's jobs go whole.
+JOBS_CONTAINING = """
+MATCH (j:ApiJob)
+WHERE ($space IS NOT NULL AND j.job_space = $space)
+   OR any(s IN $needles WHERE toLower(coalesce(j.report, '') + ' ' + coalesce(j.error, '')) CONTAINS s)
+RETURN j.id AS id, j.job_space = $space AS of_space, coalesce(j.report, '') + ' ' + coalesce(j.error, '') AS text
+"""
+DELETE_JOBS = "UNWIND $ids AS id MATCH (j:ApiJob {id: id}) DELETE j"
+NEEDLES_PER_QUERY = 1000
+JOBS_OF_KIND = "MATCH (j:ApiJob {kind: $kind}) WHERE j.job_space = $space RETURN j.id AS id"
 SET_PROGRESS = "MATCH (j:ApiJob {id: $id}) SET j.progress = $progress"
 GET_JOB = "MATCH (j:ApiJob {id: $id}) WHERE j.job_space = $space OR ($space IS NULL AND j.job_space IS NULL) RETURN j {.*} AS job"
 
@@ -136,6 +146,21 @@ class JobStore:
                           error=f"{type(exc).__name__}: {exc}"[:500])
             except Exception:  # noqa: BLE001 - Neo4j itself is gone; the job stays `running`
                 log.exception("could not record the failure of job %s", job_id)
+
+    def ids_of(self, kind: str, space: str) -> list[str]:
+        """The ids of a space's jobs of one kind (a forget finds the space's export archives by them)."""
+        return [row["id"] for row in self._run(JOBS_OF_KIND, kind=kind, space=space)]
+
+    def forget(self, needles: list[str], mentions: Callable[[str], bool], *, space: str | None = None) -> int:
+        """Delete the jobs whose report or error holds a needle (lower case) that `mentions` confirms, and
+        with `space` every job of that space."""
+        doomed: set[str] = set()
+        for start in range(0, max(len(needles), 1), NEEDLES_PER_QUERY):
+            rows = self._run(JOBS_CONTAINING, space=space, needles=needles[start:start + NEEDLES_PER_QUERY])
+            doomed |= {row["id"] for row in rows if row["of_space"] or mentions(row["text"])}
+        if doomed:
+            self._run(DELETE_JOBS, ids=sorted(doomed))
+        return len(doomed)
 
     def get(self, job_id: str, space: str | None) -> Job:
         """The job, if it belongs to `space` (None: a global job); NotFound otherwise."""

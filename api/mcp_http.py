@@ -106,7 +106,7 @@ class McpHttp:
         else:
             raise ApiProblem(400, "space-required", "Bad request",
                              f"this API key is bound to several spaces; name one with the {SPACE_HEADER} header")
-        return McpCaller(space=space, agent=agent, can_write=key.has_scope(KeyScope.WRITE),
+        return McpCaller(space=space, agent=agent, key_id=key.key_id, can_write=key.has_scope(KeyScope.WRITE),
                          can_cypher=key.has_scope(KeyScope.CYPHER) and ALL_SPACES in key.spaces, toolsets=toolsets)
 
     @staticmethod

@@ -19,6 +19,8 @@ from typing import Any
 from chromadb.api import ClientAPI
 
 from graph import Gateway, Settings, open_gateway
+from graph.errors import Neo4jUnavailable
+from graph.migrations import migrate
 from graph.neo4j_server import LocalNeo4j
 from memory import Embedder, open_chroma
 from memory.extraction import ClaudeExtractor, claude_client
@@ -137,6 +139,19 @@ class Services:
             if self._extractor is None and self.anthropic_client is not None:
                 self._extractor = ClaudeExtractor(client=self.anthropic_client)
             return self._extractor
+
+    def migrate_schema(self) -> None:
+        """The schema migrations (graph/migrations.py), at start-up before anything reads the graph. A
+        database newer than this code raises ConfigurationError, which stops the start; while Neo4j does
+        not answer they wait for the first use of the memory (`MemoryService.open` runs them too)."""
+        try:
+            report = migrate(self.gateway)
+        except Neo4jUnavailable as exc:
+            log.warning("schema migrations deferred until Neo4j answers: %s", exc)
+            return
+        if report.ran:
+            log.info("schema migrated from version %s to %s: %s", report.from_version, report.to_version,
+                     ", ".join(report.ran))
 
     def start_background_work(self) -> threading.Thread:
         """Load the embedding model, then reconcile the vector index with Neo4j (finishing writes

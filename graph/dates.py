@@ -93,4 +93,9 @@ def _from_epoch(seconds: float, text: str) -> datetime:
 
 
 def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:  # an offset that moves it before year 1 or after 9999
+        raise ValueError(f"{moment.isoformat()} is out of range in UTC: {HINT}") from exc

@@ -352,11 +352,13 @@ class Gateway:
 
 
 def open_driver(uri: str, username: str, password: str, *, retry_s: float = 10.0,
-                connect_timeout_s: float = 5.0) -> Driver:
+                connect_timeout_s: float = 5.0, user_agent: str | None = None) -> Driver:
     """A pooled driver. `retry_s` bounds how long a transaction is retried through transient failures
     (a leader switch, a deadlock) before the caller hears of it; `connect_timeout_s` how long opening a
-    connection may take. Neo4j's notifications are off: "property key does not exist" fires on every
+    connection may take; `user_agent` names the connections in the server's list (the driver's own by
+    default). Neo4j's notifications are off: "property key does not exist" fires on every
     query that tests a property no node has yet (retracted_at on a fresh graph), which is noise here."""
+    named = {"user_agent": user_agent} if user_agent else {}
     return GraphDatabase.driver(uri, auth=(username, password), max_connection_pool_size=50,
                                 connection_acquisition_timeout=30.0, connection_timeout=connect_timeout_s,
-                                max_transaction_retry_time=retry_s, notifications_min_severity="OFF")
+                                max_transaction_retry_time=retry_s, notifications_min_severity="OFF", **named)

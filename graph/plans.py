@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from graph import reads, writes
+from graph import audit, reads, writes
 from graph.gateway import Gateway
 
 FORBIDDEN_OPERATORS = frozenset({
@@ -69,6 +69,9 @@ def hot_queries(space: str) -> list[HotQuery]:
         HotQuery("retract relations", writes.RETRACT_RELATIONS, {**s, "now": _T, "rows": [{"source": _ID, "target": _ID, "type": "PART_OF"}]}),
         HotQuery("retract entity", writes.RETRACT_ENTITY, {**s, "id": _ID, "now": _T}),
         HotQuery("delete entity", writes.DELETE_ENTITY, {**s, "id": _ID}),
+        HotQuery("audit page", audit.AUDIT_PAGE, {**s, "since": None, "until": None, "key_id": None,
+                                                  "operation": None, "entity_ids": None, "after_at": _T,
+                                                  "after_id": _ID, "limit": 50}),
     ]
     return queries
 

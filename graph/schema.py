@@ -1,7 +1,8 @@
-"""Constraints and indexes. `ensure_schema` is idempotent and runs at start-up."""
+"""Constraints and indexes: today's schema, created by graph/migrations.py (step 1, then at every start)."""
 
 from __future__ import annotations
 
+from graph import audit
 from graph.gateway import Gateway
 from graph.vocabulary import DECLARED_RELATIONS
 
@@ -44,7 +45,7 @@ def fulltext_statement(name: str) -> str:
             f"OPTIONS {{indexConfig: {{`fulltext.analyzer`: '{ANALYZER}'}}}}")
 
 
-def _outdated_fulltext(gateway: Gateway) -> list[str]:
+def outdated_fulltext(gateway: Gateway) -> list[str]:
     """Fulltext indexes from an older kgmem whose analyzer or properties differ: dropped and rebuilt."""
     outdated = []
     for row in gateway.rows("SHOW FULLTEXT INDEXES YIELD name, properties, options RETURN name, properties, options"):
@@ -66,10 +67,13 @@ def relation_indexes() -> list[str]:
     return statements
 
 
-def ensure_schema(gateway: Gateway, *, wait_s: float = 120) -> None:
-    for name in _outdated_fulltext(gateway):
-        gateway.write(f"DROP INDEX {name}")  # name from FULLTEXT, not input
-    fulltext = [fulltext_statement(name) for name in FULLTEXT]
-    for statement in CONSTRAINTS + INDEXES + fulltext + relation_indexes():
+def statements() -> list[str]:
+    """Every constraint and index, each created only if missing."""
+    return CONSTRAINTS + INDEXES + audit.SCHEMA + [fulltext_statement(name) for name in FULLTEXT] + relation_indexes()
+
+
+def ensure_schema(gateway: Gateway) -> None:
+    """Create whichever constraints and indexes are missing. graph/migrations.py runs it as step 1 and again
+    at every start, so one added here reaches existing databases; a change to an existing one needs a step."""
+    for statement in statements():
         gateway.write(statement)
-    gateway.write("CALL db.awaitIndexes($seconds)", seconds=int(wait_s))

@@ -7,7 +7,8 @@
     acme.write(lambda w: w.add_observations([...]) and w.run(MY_QUERY, id=...))
 
 `SpaceGraph.write` is kgmem's one write path: every write of every layer is a
-transaction it runs. After each commit it calls the store's `after_write` hooks
+transaction it runs, and each of those transactions ends with its audit event
+(graph/audit.py: who, when, which operation, on which ids). After each commit it calls the store's `after_write` hooks
 with the space; the memory layer hooks the vector index there, so the vectors of
 whatever a write changed follow it, whoever wrote.
 """
@@ -18,13 +19,13 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from graph import lucene
+from graph import audit, lucene
 from graph.errors import Conflict, InvalidInput
-from graph.gateway import Gateway
+from graph.gateway import Gateway, Tx
+from graph.migrations import MigrationReport, migrate
 from graph.model import Entity, EntityIn, Observation, ObservationIn, PurgeReport, Relation, RelationIn, now
 from graph.reads import GraphReader
 from graph.records import entity as entity_from
-from graph.schema import ensure_schema
 from graph.writes import CHUNK_SIZE, MENTIONING_OBSERVATIONS, SpaceWriter
 
 SPACE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -46,8 +47,9 @@ class GraphStore:
         self.gateway = gateway
         self.after_write: list[AfterWrite] = list(after_write)
 
-    def ensure_schema(self) -> None:
-        ensure_schema(self.gateway)
+    def ensure_schema(self) -> MigrationReport:
+        """Bring the database to this code's schema version (graph/migrations.py): under a lease, once."""
+        return migrate(self.gateway)
 
     def space(self, space: str) -> SpaceGraph:
         return SpaceGraph(self, check_space(space))
@@ -63,7 +65,7 @@ class SpaceGraph(GraphReader):
     # -- the write path ----------------------------------------------------------------------
     def write(self, work: Callable[[SpaceWriter], T]) -> T:
         """`work(writer)` in one transaction (run again after a transient failure), then the hooks."""
-        result = self.gateway.write_transaction(lambda tx: work(SpaceWriter(tx, self.space, now())))
+        result = self.gateway.write_transaction(lambda tx: self._audited(tx, work))
         self._after_write()
         return result
 
@@ -73,11 +75,24 @@ class SpaceGraph(GraphReader):
         try:
             for start in range(0, len(rows), CHUNK_SIZE):
                 chunk = list(rows[start : start + CHUNK_SIZE])
-                results += self.gateway.write_transaction(lambda tx: work(SpaceWriter(tx, self.space, now()), chunk))
+                results += self.gateway.write_transaction(
+                    lambda tx: self._audited(tx, lambda writer: work(writer, chunk)))
         finally:
             if results:  # what committed is followed even when a later chunk failed
                 self._after_write()
         return results
+
+    def _audited(self, tx: Tx, work: Callable[[SpaceWriter], T]) -> T:
+        """The work, then its audit event in the same transaction (none when it touched nothing)."""
+        writer = SpaceWriter(tx, self.space, now())
+        result = work(writer)
+        if writer.event is not None:
+            own = writer.event
+            audit.record(tx, self.space, writer.at, audit.Touched({i: None for i in own["ids"]}, {}, {}, {}),
+                         operation=own["operation"], detail=own["detail"], event_id=own["event_id"])
+        elif writer.touched:
+            audit.record(tx, self.space, writer.at, writer.touched)
+        return result
 
     def _after_write(self) -> None:
         for hook in self.store.after_write:

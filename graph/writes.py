@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from graph import lucene, records
+from graph.audit import Touched
 from graph.errors import InvalidInput, NotFound
 from graph.gateway import Tx
 from graph.model import EntityIn, EntityRef, Observation, ObservationIn, Relation, RelationIn
@@ -376,11 +377,11 @@ RETURN r.id AS id
 """
 
 
-def _retract_relations(tx: Tx, space: str, relations: list[RelationIn], at: datetime) -> int:
+def _retract_relations(tx: Tx, space: str, relations: list[RelationIn], at: datetime) -> list[str]:
     refs = [ref for relation in relations for ref in (relation.source, relation.target)]
     ids = _resolve_refs(tx, space, refs, at)
     rows = [{"source": s, "target": t, "type": r.canonical_type} for r, s, t in zip(relations, ids[0::2], ids[1::2])]
-    return len(tx.rows(RETRACT_RELATIONS, rows=rows, space=space, now=at))
+    return [row["id"] for row in tx.rows(RETRACT_RELATIONS, rows=rows, space=space, now=at)]
 
 
 # -- deleting ----------------------------------------------------------------------------------
@@ -446,56 +447,98 @@ DETACH DELETE o
 # -- the writer ----------------------------------------------------------------------------------
 
 class SpaceWriter:
-    """The writes of one transaction in one tenant, all stamped `at`."""
+    """The writes of one transaction in one tenant, all stamped `at`. What they touch is collected in
+    `touched`, for the transaction's audit event (graph/audit.py)."""
 
     def __init__(self, tx: Tx, space: str, at: datetime) -> None:
         self.tx = tx
         self.space = space
         self.at = at
+        self.touched = Touched.empty()
+        self.event: dict[str, Any] | None = None  # what `record_as` said the audit event is
 
-    # Queries of other modules: `space` (and `now`) are bound for them.
+    # Queries of other modules: `space` (and `now`) are bound for them. Their `id`/`ids`/`entity_id`
+    # parameters are what they touch, as far as the audit trail can tell; `touch` adds more.
     def rows(self, query: str, /, **params: Any) -> list[dict[str, Any]]:
+        self._touch_params(params)
         return self.tx.rows(query, **{"space": self.space, "now": self.at, **params})
 
     def row(self, query: str, /, **params: Any) -> dict[str, Any] | None:
+        self._touch_params(params)
         return self.tx.row(query, **{"space": self.space, "now": self.at, **params})
 
     def run(self, query: str, /, **params: Any) -> None:
+        self._touch_params(params)
         self.tx.run(query, **{"space": self.space, "now": self.at, **params})
+
+    def touch(self, kind: str, ids: Sequence[str], provenance: Sequence[dict[str, Any]] = (), *,
+              count: int | None = None) -> None:
+        """Name what this transaction wrote (for its audit event): ids, and how many of `kind` (default: one per id)."""
+        self.touched.add(kind, [i for i in ids if isinstance(i, str)], list(provenance), count=count)
+
+    def record_as(self, operation: str, *, ids: list[str], detail: dict[str, Any], event_id: str) -> None:
+        """This transaction's audit event is this one instead of what it touched: a forget's event names
+        nothing it forgot (graph/forget.py)."""
+        self.event = {"operation": operation, "ids": ids, "detail": detail, "event_id": event_id}
+
+    def _touch_params(self, params: dict[str, Any]) -> None:
+        ids = [params[name] for name in ("id", "entity_id", "memory_id") if isinstance(params.get(name), str)]
+        if isinstance(params.get("ids"), list):
+            ids += [i for i in params["ids"] if isinstance(i, str)]
+        self.touched.add("queries", ids)
 
     def upsert_entities(self, entities: Sequence[EntityIn]) -> list[dict[str, Any]]:
         """The entities' stored properties, in input order (see `records.entity`)."""
-        return _upsert_entities(self.tx, self.space, list(entities), self.at)
+        written = _upsert_entities(self.tx, self.space, list(entities), self.at)
+        self.touch("entities", [e["id"] for e in written], [e.provenance.model_dump() for e in entities])
+        return written
 
     def add_observations(self, observations: Sequence[ObservationIn], *, create_missing: bool = False) -> list[Observation]:
-        return _add_observations(self.tx, self.space, list(observations), self.at, create_missing=create_missing)
+        written = _add_observations(self.tx, self.space, list(observations), self.at, create_missing=create_missing)
+        self.touch("observations", [o.entity_id for o in written] + [o.id for o in written],
+                   [o.provenance.model_dump() for o in observations])
+        return written
 
     def upsert_relations(self, relations: Sequence[RelationIn], *, create_missing: bool = False) -> list[Relation]:
-        return _upsert_relations(self.tx, self.space, list(relations), self.at, create_missing=create_missing)
+        written = _upsert_relations(self.tx, self.space, list(relations), self.at, create_missing=create_missing)
+        self.touch("relations", [i for r in written for i in (r.source_id, r.id, r.target_id)],
+                   [r.provenance.model_dump() for r in relations])
+        return written
 
     def retract_relations(self, relations: Sequence[RelationIn]) -> int:
-        return _retract_relations(self.tx, self.space, list(relations), self.at)
+        ids = _retract_relations(self.tx, self.space, list(relations), self.at)
+        self.touch("relations_retracted", ids)
+        return len(ids)
 
     def retract_observations(self, observation_ids: Sequence[str]) -> int:
-        return len(self.rows(RETRACT_OBSERVATIONS, ids=list(observation_ids)))
+        ids = [row["id"] for row in self.tx.rows(RETRACT_OBSERVATIONS, ids=list(observation_ids), space=self.space,
+                                                 now=self.at)]
+        self.touch("observations_retracted", ids)
+        return len(ids)
 
     def retract_observation_texts(self, entity_id: str, texts: Sequence[str]) -> int:
         rows = [{"key": observation_key(entity_id, text)} for text in texts]
-        return len(self.rows(RETRACT_OBSERVATIONS_BY_TEXT, rows=rows))
+        ids = [row["id"] for row in self.tx.rows(RETRACT_OBSERVATIONS_BY_TEXT, rows=rows, space=self.space, now=self.at)]
+        self.touch("observations_retracted", [entity_id, *ids])
+        return len(ids)
 
     def retract_entity(self, entity_id: str) -> dict[str, int]:
         """Soft delete: hidden from reads, kept in history, with its current relations and observations."""
-        row = self.row(RETRACT_ENTITY, id=entity_id)
+        row = self.tx.row(RETRACT_ENTITY, id=entity_id, space=self.space, now=self.at)
         if row is None:
             raise NotFound(f"no entity {entity_id!r} in this space")
+        self.touch("entities_retracted", [entity_id])
         return {"relations": row["relations"], "observations": row["observations"]}
 
     def delete_entity(self, entity_id: str) -> dict[str, Any]:
         """Hard delete: the entity, its observations, revisions and relationships, gone for good."""
-        row = self.row(DELETE_ENTITY, id=entity_id)
+        row = self.tx.row(DELETE_ENTITY, id=entity_id, space=self.space)
         if row is None:
             raise NotFound(f"no entity {entity_id!r} in this space")
+        self.touch("entities_deleted", [entity_id])
+        self.touch("observations_deleted", row["observation_ids"])
         return row
 
     def delete_observations(self, observation_ids: Sequence[str]) -> None:
-        self.run(DELETE_OBSERVATIONS, ids=list(observation_ids))
+        self.tx.run(DELETE_OBSERVATIONS, ids=list(observation_ids), space=self.space)
+        self.touch("observations_deleted", list(observation_ids))

@@ -289,6 +289,11 @@ def _embedding_adapter(embedder: Embedder):
     return KgmemEmbedding()
 
 
+def history_db_path(settings: Settings) -> Path:
+    """mem0's SQLite history of every memory (and the last messages per scope), under kgmem's home."""
+    return Path(settings.home) / "mem0" / "history.db"
+
+
 GraphFactory = Callable[[str], "SpaceGraph"]
 
 
@@ -328,7 +333,7 @@ class FreeTextMemory:
         self.embedder = embedder
         self.mem0_dir = Path(settings.home) / "mem0"
         self.mem0_dir.mkdir(parents=True, exist_ok=True)  # mem0 crashes on a history path whose directory is missing
-        self.history_db_path = self.mem0_dir / "history.db"
+        self.history_db_path = history_db_path(settings)
         self.collection_name = collection_name(embedder.name, embedder.dimension)
         api_key = settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else None
         self.llm_available = bool(anthropic_client is not None or api_key)

@@ -404,6 +404,18 @@ class VectorIndex:
                 return found
             offset += batch
 
+    def metadata_of_space(self, space: str, batch: int = 5000) -> dict[str, dict[str, Any]]:
+        """Every vector of one space: id -> metadata (a forget checks them all)."""
+        found: dict[str, dict[str, Any]] = {}
+        offset = 0
+        while True:
+            page = self._on_collection("get", lambda collection: collection.get(
+                where={"space": space}, include=["metadatas"], limit=batch, offset=offset))
+            found.update(zip(page["ids"], page["metadatas"]))
+            if len(page["ids"]) < batch:
+                return found
+            offset += batch
+
     def count(self, space: str | None = None) -> int:
         """Vectors in the index, or of one space (Chroma cannot count by metadata: that lists its ids)."""
         if space is None:

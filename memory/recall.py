@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_serializer
 
 from graph import lucene, records
 from graph.errors import ChromaUnavailable
@@ -113,6 +113,9 @@ class RecallQuery(InputModel):
     since: datetime | None = Field(None, description="Only items still valid at or after this time")
     until: datetime | None = Field(None, description="Only items that began before this time")
     as_of: datetime | None = Field(None, description="Facts valid at this time instead of now")
+    explain: bool = Field(False, description=(
+        "Say why each item was retrieved: each channel's score and rank, the boosts, the passage that matched "
+        "and, for graph hits, the relation path (each item's `explanation`)"))
 
 
 class EntityBrief(BaseModel):
@@ -120,6 +123,47 @@ class EntityBrief(BaseModel):
     name: str
     kind: str
     entity_type: str
+
+
+class ChannelScore(BaseModel):
+    """What one channel made of an item: its own score, where that ranks, and what it added to the fused score."""
+
+    channel: str
+    score: float = Field(description="The channel's own score: BM25 for keyword channels, cosine for vector ones")
+    rank: int = Field(description="The item's place among this query's candidates in this channel (1 is best)")
+    weight: float = Field(description="The channel's weight in the fusion")
+    contribution: float = Field(description="What the channel added to the fused score (weight times normalised score)")
+
+
+class Boost(BaseModel):
+    """A boost fusion applied on top of the channels."""
+
+    name: Literal["named", "time", "recency", "feedback"]
+    effect: Literal["multiply", "add"]
+    value: float = Field(description="The factor (multiply) or the amount added to the fused score (add)")
+    reason: str
+
+
+class RelationPath(BaseModel):
+    """How graph expansion reached an item: from a seed entity over these relations."""
+
+    seed: EntityBrief
+    relations: list[str] = Field(description="Relation types, hop by hop (HAS_OBSERVATION for a seed's observation)")
+    via: list[str] = Field(default_factory=list, description="Names of the entities between the seed and the item")
+
+
+class Explanation(BaseModel):
+    """Why an item was retrieved, from what ranking computed (no second recall)."""
+
+    channels: list[ChannelScore]
+    boosts: list[Boost] = Field(default_factory=list)
+    passage: str = Field(description="The passage that matched: the best passage of a long text, else the text")
+    passage_start: int
+    passage_end: int
+    terms: list[tuple[int, int]] = Field(default_factory=list, description=(
+        "Offsets in `text` of the query's keywords, as [start, end) pairs"))
+    path: RelationPath | None = None
+    rerank: float | None = Field(None, description="The cross-encoder's score, when one reordered the results")
 
 
 class RecallItem(BaseModel):
@@ -137,6 +181,14 @@ class RecallItem(BaseModel):
     highlight: str | None = Field(None, description=(
         "For a text longer than the embedding model reads at once: the passage of it that matched best "
         "(`text` is the whole of it)"))
+    explanation: Explanation | None = Field(None, description="Why it was retrieved; only when the query asks to `explain`")
+
+    @model_serializer(mode="wrap")
+    def _without_unasked_explanation(self, handler):  # a query without `explain` reads as before
+        data = handler(self)
+        if self.explanation is None and isinstance(data, dict):
+            data.pop("explanation", None)
+        return data
 
 
 class RecallResult(BaseModel):
@@ -223,7 +275,8 @@ WHERE s.space = $space
 MATCH p = (s)-[rels*1..{depth}]-(e:Entity)
 WHERE e <> s AND all(r IN rels WHERE r.space = $space AND NOT type(r) IN ['HAS_OBSERVATION', 'HAS_REVISION']
                      AND {fact_visible('r')}) AND {ENTITY_FILTERS} AND {entity_visible('e')}
-RETURN {_entity_columns('e')}, [r IN rels | type(r)] AS types
+RETURN {_entity_columns('e')}, [r IN rels | type(r)] AS types, s.id AS seed,
+       [n IN nodes(p)[1..-1] | n.name] AS via
 LIMIT 500
 """
 
@@ -284,7 +337,8 @@ def _vector_ref(vector_id: str) -> tuple[str | None, str | None, str]:
 
 
 class _Candidate:
-    __slots__ = ("key", "type", "id", "text", "began", "entity", "scores", "channels", "passages", "passage")
+    __slots__ = ("key", "type", "id", "text", "began", "entity", "scores", "channels", "passages", "passage",
+                 "contributions", "boosts", "path")
 
     def __init__(self, key: str, item_type: ItemType, row: dict[str, Any]) -> None:
         self.key = key
@@ -298,6 +352,10 @@ class _Candidate:
         self.channels: list[str] = []
         self.passages: int = row.get("passages") or 1
         self.passage: tuple[int, int] | None = None  # the best passage's offsets, for an item of several
+        # What fusion did, kept for explanations: each channel's share of the fused score, the boosts, the graph path.
+        self.contributions: dict[str, float] = {}
+        self.boosts: list[Boost] = []
+        self.path: tuple[str, list[str], list[str]] | None = None  # (seed entity id, relation types, names between)
 
     def hit(self, channel: str, score: float) -> None:
         self.scores[channel] = max(self.scores.get(channel, float("-inf")), score)
@@ -343,7 +401,10 @@ class Recall:
         for candidate in gathered.pool.values():
             for channel in candidate.channels:
                 hits[channel] += 1
-        return RecallResult(query=query.text, items=self._results(space, items),
+        results = self._results(space, items)
+        if query.explain:
+            results = explained(results, items, gathered, cfg, query)
+        return RecallResult(query=query.text, items=results,
                             took_ms=round((time.perf_counter() - started) * 1000, 2), channel_hits=dict(hits),
                             degraded=gathered.degraded)
 
@@ -494,12 +555,18 @@ class Recall:
                 weight = 1.0
                 for hop, rel_type in enumerate(row["types"]):
                     weight *= RELATION_WEIGHTS.get(rel_type, DEFAULT_RELATION_WEIGHT) * (0.5 if hop else 1.0)
-                self._add(pool, "entity", row).hit("graph", weight)
+                candidate = self._add(pool, "entity", row)
+                if weight > candidate.scores.get("graph", 0.0):
+                    candidate.path = (row["seed"], row["types"], row["via"])
+                candidate.hit("graph", weight)
         if cfg.observations_per_entity and seeds:
             lessons_and_named = [s for s in seeds if s not in named]  # a named person's whole history would flood
             for row in self._rows(OBSERVATIONS_OF_ENTITIES, ids=lessons_and_named,
                                   per_entity=cfg.observations_per_entity, **base):
-                self._add(pool, "observation", row).hit("graph", 0.5)
+                candidate = self._add(pool, "observation", row)
+                if candidate.path is None and "graph" not in candidate.scores:
+                    candidate.path = (row["entity_id"], ["HAS_OBSERVATION"], [])
+                candidate.hit("graph", 0.5)
 
     def _rescore(self, vector: list[float], pool: dict[str, _Candidate]) -> None:
         """Exact cosine of every candidate (and its window) with the query, from the stored vectors."""
@@ -543,7 +610,9 @@ class Recall:
             top = max((c.scores.get(channel, 0.0) for c in candidates), default=0.0)
             if weight and top > 0:
                 for c in candidates:
-                    fused[c.key] += weight * c.scores.get(channel, 0.0) / top
+                    share = weight * c.scores.get(channel, 0.0) / top
+                    fused[c.key] += share
+                    c.contributions[channel] = share
         for channel in VECTOR_CHANNELS:  # min-max: cosines have no natural zero
             weight = cfg.weights.get(channel, 0.0)
             values = [c.scores[channel] for c in candidates if channel in c.scores]
@@ -551,19 +620,31 @@ class Recall:
                 low, high = min(values), max(values)
                 for c in candidates:
                     if channel in c.scores and high > low:
-                        fused[c.key] += weight * (c.scores[channel] - low) / (high - low)
+                        share = weight * (c.scores[channel] - low) / (high - low)
+                        fused[c.key] += share
+                        c.contributions[channel] = share
         asks_when = bool(TIME_QUESTION.match(query.text))
         now = time.time()
         top_score = max(fused.values(), default=0.0)
         for c in candidates:
+            c.boosts = []
             if c.type == "observation" and c.entity["id"] in named:
                 fused[c.key] *= 1 + cfg.named_boost
+                c.boosts.append(Boost(name="named", effect="multiply", value=1 + cfg.named_boost,
+                                      reason=f"the query names {c.entity['name']}"))
             if asks_when and TIME_WORDS.search(c.text):
                 fused[c.key] *= 1 + cfg.time_boost
+                c.boosts.append(Boost(name="time", effect="multiply", value=1 + cfg.time_boost,
+                                      reason="the query asks when and the text carries a time"))
             if cfg.recency_half_life_days and c.began is not None:
                 age_days = max(0.0, (now - c.began) / 86400)
-                fused[c.key] += cfg.recency_weight * top_score * 0.5 ** (age_days / cfg.recency_half_life_days)
-            fused[c.key] += boosts.get(c.id, 0.0) * top_score
+                added = cfg.recency_weight * top_score * 0.5 ** (age_days / cfg.recency_half_life_days)
+                fused[c.key] += added
+                c.boosts.append(Boost(name="recency", effect="add", value=added, reason=f"{age_days:.0f} days old"))
+            if boosts.get(c.id):
+                fused[c.key] += boosts[c.id] * top_score
+                c.boosts.append(Boost(name="feedback", effect="add", value=boosts[c.id] * top_score,
+                                      reason="earlier briefs' outcomes voted on it"))
         for c in candidates:
             c.scores["fused"] = fused[c.key]
         return sorted(candidates, key=lambda c: (-fused[c.key], c.key))
@@ -607,3 +688,49 @@ class Recall:
             valid_from=props.get("valid_from") or props.get("created_at"), valid_to=props.get("valid_to"),
             recorded_at=props.get("recorded_at") or props.get("created_at"), provenance=records.provenance(props),
         )
+
+
+# -- explanations ------------------------------------------------------------------------------------
+def explained(results: list[RecallItem], items: list[_Candidate], gathered: Gathered, cfg: RecallConfig,
+              query: RecallQuery) -> list[RecallItem]:
+    """The results, each with why it was retrieved: read off the ranked candidates, nothing queried again."""
+    ranks = _channel_ranks(gathered.pool)
+    by_id = {(c.type, c.id): c for c in items}
+    seeds = {c.entity["id"]: c.entity for c in gathered.pool.values()}
+    terms = keyword_terms(query.text, drop_stopwords=cfg.query_stopwords).split()
+    explained_items = []
+    for item in results:
+        c = by_id[(item.type, item.id)]
+        channels = [ChannelScore(channel=channel, score=round(c.scores[channel], 6), rank=ranks[channel][c.key],
+                                 weight=cfg.weights.get(channel, 1.0 if channel == "name" else 0.0),
+                                 contribution=round(c.contributions.get(channel, 0.0), 6))
+                    for channel in (*KEYWORD_CHANNELS, "name", *VECTOR_CHANNELS, "graph") if channel in c.scores]
+        start, end = c.passage if c.passage else (0, len(item.text))
+        path = None
+        if c.path is not None:
+            seed_id, relations, via = c.path
+            seed = seeds.get(seed_id) or {"id": seed_id, "name": seed_id, "kind": "", "entity_type": ""}
+            path = RelationPath(seed=EntityBrief(**seed), relations=relations, via=via)
+        explained_items.append(item.model_copy(update={"explanation": Explanation(
+            channels=channels, boosts=c.boosts, passage=item.text[start:end], passage_start=start, passage_end=end,
+            terms=term_offsets(item.text, terms), path=path, rerank=c.scores.get("rerank"))}))
+    return explained_items
+
+
+def _channel_ranks(pool: dict[str, _Candidate]) -> dict[str, dict[str, int]]:
+    """Each channel's order of the candidates it scored, best first (ties by key, as fusion breaks them)."""
+    ranks: dict[str, dict[str, int]] = {}
+    channels = {channel for c in pool.values() for channel in c.scores if channel not in ("fused", "rerank")}
+    for channel in channels:
+        scored = sorted((c for c in pool.values() if channel in c.scores), key=lambda c: (-c.scores[channel], c.key))
+        ranks[channel] = {c.key: place for place, c in enumerate(scored, start=1)}
+    return ranks
+
+
+def term_offsets(text: str, terms: list[str], limit: int = 50) -> list[tuple[int, int]]:
+    """Where the query's keywords occur in the text, as whole words, case-insensitively (at most `limit`)."""
+    words = [re.escape(term) for term in terms if term.isalnum()]
+    if not words:
+        return []
+    pattern = re.compile(r"\b(?:" + "|".join(words) + r")\b", re.IGNORECASE)
+    return [match.span() for match in pattern.finditer(text)][:limit]

@@ -47,11 +47,14 @@ REST_WRITES: list[tuple[str, str, Any]] = [
     ("POST", "/models/drift", {"model": "churn-model", "version": "3", "metric": "psi", "value": 0.3,
                                "threshold": 0.2, "detected_at": "2026-05-01T00:00:00Z"}),
     ("POST", "/features/importance", {"model": "churn-model", "version": "3", "importance": {"tenure": 0.4}}),
+    ("POST", "/forget", {"agent": "ds-1"}),
 ]
-# Writes that touch no entity or observation (keys, jobs) or only read (queries sent as POST).
+# Writes that touch no entity or observation (keys), only read (queries sent as POST), or start a background job
+# whose writes are checked where the job is tested (import: tests/test_portable_api_cli.py).
 REST_NOT_GRAPH_WRITES = {
     "/recall", "/memories/search", "/experiments/hyperparameters", "/models/best", "/models/lineage", "/models/diff",
     "/features/stable", "/cypher", "/reports/{name}", "/admin/reindex", "/admin/keys", "/admin/keys/{key_id}",
+    "/admin/export", "/admin/import",
 }
 
 

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.auth import server_secret
-from api.console import operate
+from api.console import explore, operate
 from api.console.pages import router
 from api.console.session import Sessions
 from graph.settings import Settings
@@ -30,4 +30,5 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.state.console_sessions = Sessions(lambda: server_secret(settings))
     app.mount("/static", StaticFiles(directory=STATIC), name="console-static")
     app.include_router(router)
+    app.include_router(explore.router)
     app.include_router(operate.router)

@@ -60,8 +60,13 @@ templates = Jinja2Templates(env=Environment(loader=FileSystemLoader(TEMPLATES), 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 
 
-def render_markdown(text: str | None) -> Markup:
-    return Markup(_markdown.render(text or ""))  # markdown-it escaped it all (html=False)
+def render_markdown(text: str | None, demote: int = 0) -> Markup:
+    """Markdown as HTML; `demote` lowers its headings (a brief's `# Brief` under the page's own h1 and h2)."""
+    tokens = _markdown.parse(text or "")
+    for token in tokens:
+        if demote and token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(int(token.tag[1]) + demote, 6)}"
+    return Markup(_markdown.renderer.render(tokens, _markdown.options, {}))  # markdown-it escaped it all (html=False)
 
 
 def when(value: Any) -> str:

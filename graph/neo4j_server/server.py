@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -185,15 +186,34 @@ class LocalNeo4j:
         return (self.data_dir / "databases" / "system").exists()
 
     def _set_initial_password(self, distribution: Distribution, java: JavaRuntime, password: str) -> None:
-        env = {**os.environ, "NEO4J_HOME": str(distribution.home), "NEO4J_CONF": str(self.conf_dir)}
         # "--" ends the options: a generated password may begin with "-".
         result = subprocess.run(
-            [str(java.executable), "-cp", distribution.classpath, ADMIN_TOOL,
-             "dbms", "set-initial-password", "--", password],
-            capture_output=True, text=True, env=env, timeout=300,
+            self._admin_command(distribution, java, "dbms", "set-initial-password", "--", password),
+            capture_output=True, text=True, env=self._admin_env(distribution), timeout=300,
         )
         if result.returncode != 0:
             raise Neo4jStartError(f"neo4j-admin set-initial-password failed: {_last_line(result.stderr or result.stdout)}")
+
+    def _admin_command(self, distribution: Distribution, java: JavaRuntime, *args: str) -> list[str]:
+        """neo4j-admin as the server's own jars provide it (the jar-assembled distribution has no bin/)."""
+        return [str(java.executable), "-cp", distribution.classpath, ADMIN_TOOL, *args]
+
+    def _admin_env(self, distribution: Distribution) -> dict[str, str]:
+        return {**os.environ, "NEO4J_HOME": str(distribution.home), "NEO4J_CONF": str(self.conf_dir)}
+
+    def admin(self, *args: str, on_line: Callable[[str], None] | None = None) -> None:
+        """Run `neo4j-admin ARGS` on this data directory (the server stopped, for dump and load), passing
+        each line it prints to `on_line`; Neo4jStartError with its last line when it fails."""
+        distribution = self.install()
+        process = subprocess.Popen(self._admin_command(distribution, find_java(), *args), stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, env=self._admin_env(distribution), cwd=self.root)
+        last: list[str] = []
+        for line in process.stdout or ():
+            last = [*last[-20:], line.rstrip()]
+            if on_line:
+                on_line(line.rstrip())
+        if process.wait() != 0:
+            raise Neo4jStartError(f"neo4j-admin {' '.join(args[:2])} failed: {_last_line(chr(10).join(last))}")
 
     def _write_conf(self, bolt_port: int, http_port: int) -> None:
         s = self.settings

@@ -45,7 +45,8 @@ def test_a_zone_is_respected_and_its_absence_means_utc():
     assert parse_datetime(datetime(2023, 5, 20, 12)).tzinfo == UTC
 
 
-@pytest.mark.parametrize("written", ["", "yesterday", "next Tuesday", "8 May", "version 3", "99999999999999999"])
+@pytest.mark.parametrize("written", ["", "yesterday", "next Tuesday", "8 May", "version 3", "99999999999999999",
+                                     "0001-01-01T00:01:00+01:00", "9999-12-31T23:59:00-01:00"])
 def test_what_cannot_be_read_is_an_error_never_now(written):
     with pytest.raises(ValueError, match="ISO 8601"):
         parse_datetime(written)
