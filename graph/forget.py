@@ -39,7 +39,7 @@ from typing import Any, Literal
 from graph.errors import InvalidInput, NotFound
 from graph.store import SpaceGraph
 from graph.vocabulary import normalise_name
-from graph.writes import SpaceWriter
+from graph.writes import DELETE_ENTITY, SpaceWriter
 
 TargetKind = Literal["entity", "agent", "delegation", "source", "space"]
 PROVENANCE_FIELD = {"agent": "agent", "delegation": "delegation_id", "source": "source"}
@@ -298,7 +298,7 @@ def _forget(w: SpaceWriter, target: ForgetTarget, event_id: str) -> GraphForgetR
         if row["memory"]:
             result.memory_ids.append(entity_id)
         result.ids += [r["id"] for r in w.tx.rows(RELATION_IDS, space=w.space, id=entity_id) if r["id"]]
-        deleted = w.tx.row(DELETE_ENTITY_AND_PARTS, space=w.space, id=entity_id)
+        deleted = w.tx.row(DELETE_ENTITY, space=w.space, id=entity_id)
         result.entities += 1
         result.observation_ids += deleted["observation_ids"]
         result.revisions += deleted["revisions"]
@@ -318,7 +318,7 @@ def _forget(w: SpaceWriter, target: ForgetTarget, event_id: str) -> GraphForgetR
                                      value=target.value)["deleted"]
         orphans = [r["id"] for r in w.tx.rows(ORPHANS, space=w.space, ids=[i for i in reached if i not in roots])]
         for entity_id in orphans:
-            deleted = w.tx.row(DELETE_ENTITY_AND_PARTS, space=w.space, id=entity_id)
+            deleted = w.tx.row(DELETE_ENTITY, space=w.space, id=entity_id)
             result.entities += 1
             result.revisions += deleted["revisions"]
             result.entity_ids.append(entity_id)
@@ -334,32 +334,6 @@ def _forget(w: SpaceWriter, target: ForgetTarget, event_id: str) -> GraphForgetR
                 event_id=event_id)
     return result
 
-
-DELETE_ENTITY_AND_PARTS = """
-MATCH (e:Entity {id: $id})
-WHERE e.space = $space
-CALL (e) {
-  OPTIONAL MATCH (e)-[:HAS_OBSERVATION]->(o:Observation)
-  WITH collect(o) AS observations
-  UNWIND observations AS o
-  WITH o, o.id AS observation_id
-  DETACH DELETE o
-  RETURN collect(observation_id) AS observation_ids
-}
-CALL (e) {
-  OPTIONAL MATCH (e)-[:HAS_REVISION]->(r:Revision)
-  WITH collect(r) AS revisions
-  UNWIND revisions AS r
-  DETACH DELETE r
-  RETURN count(*) AS revisions
-}
-CALL (e) {
-  OPTIONAL MATCH (e)-[r]-(:Entity)
-  RETURN count(r) AS relations
-}
-DETACH DELETE e
-RETURN observation_ids, revisions, relations
-"""
 
 DELETE_OBSERVATION_NODES = """
 UNWIND $ids AS id

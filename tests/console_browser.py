@@ -11,6 +11,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,18 @@ def chromium() -> Iterator:
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium for a test module."""
+    with chromium() as opened:
+        yield opened
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    """Where screenshots go: KGMEM_CONSOLE_SCREENSHOTS (docs/console to refresh the docs), else a temp dir."""
+    folder = Path(os.environ.get("KGMEM_CONSOLE_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -10,15 +10,13 @@ committed ones), else to the test's temporary directory.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 from conftest import delete_space
-from console_browser import chromium
+from console_browser import browser, shots  # noqa: F401 - fixtures
 
 from api.console import reads
 
@@ -67,18 +65,6 @@ def seeded(live_api, gateway):
     for name in (space, other):
         delete_space(gateway, name)
 
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as opened:
-        yield opened
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    folder = Path(os.environ.get("KGMEM_CONSOLE_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def wait_until(page, expression: str, timeout_s: float = 10.0) -> None:

@@ -8,14 +8,12 @@ $KGMEM_CONSOLE_SCREENSHOTS when set (`docs/console` refreshes the committed ones
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from conftest import delete_space
-from console_browser import chromium
+from console_browser import browser, shots  # noqa: F401 - fixtures
 from test_console import signed_in, wait_until
 
 XSS_SCRIPT = "<script>alert(1)</script>"
@@ -68,18 +66,6 @@ def seeded(live_api, gateway):
     for name in (space, other):
         delete_space(gateway, name)
 
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as opened:
-        yield opened
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    folder = Path(os.environ.get("KGMEM_CONSOLE_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 # -- the brief -------------------------------------------------------------------------------------

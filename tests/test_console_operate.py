@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import uuid
 from pathlib import Path
 
 import pytest
 from conftest import delete_space
-from console_browser import chromium
+from console_browser import browser, shots  # noqa: F401 - fixtures
 from test_console import XSS_SCRIPT, signed_in, wait_until
 
 MODEL = "churn-model"
@@ -53,18 +52,6 @@ def seeded(live_api, gateway):
     for name in (space, other):
         delete_space(gateway, name)
 
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as opened:
-        yield opened
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    folder = Path(os.environ.get("KGMEM_CONSOLE_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def visit(browser, live_api, token: str, path: str):
