@@ -12,6 +12,7 @@ start-up reconcile finishes the work anyway).
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import threading
@@ -128,7 +129,10 @@ class JobStore:
             self._schema_ready = True
         job_id = str(uuid.uuid4())
         job = _job(self._run(CREATE_JOB, id=job_id, kind=kind, space=space, full=full, now=_now())[0]["job"])
-        threading.Thread(target=self._execute, args=(job_id, work), name=f"job-{job_id}", daemon=True).start()
+        # The job's writes are the caller's: its context (the audit trail's actor) goes with the thread.
+        context = contextvars.copy_context()
+        threading.Thread(target=context.run, args=(self._execute, job_id, work), name=f"job-{job_id}",
+                         daemon=True).start()
         return job
 
     def _execute(self, job_id: str, work: Callable[[JobProgress], Any]) -> None:

@@ -38,7 +38,8 @@ replace the old wherever they appear: `id` properties, any string holding a UUID
 a UUID is replaced where it is a whole value or the part before the first ':'.
 
 Import into an empty space reproduces the export: exporting the imported space gives the same
-records, up to the space name, the manifest's `created_at` and the ids mapped as above. Without
+records, up to the space name, the manifest's `created_at`, the ids mapped as above, and the one audit
+event the import adds for itself (operation `import_archive`, with its counts). Without
 the exported vectors (or with another embedding model) every item with a vector state is marked
 pending and embedded again by the vector sync (memory/sync.py), so it comes back `indexed`:
 an export taken while items were still pending differs from its re-export in those items' vector
@@ -492,7 +493,17 @@ def import_archive(memory: MemoryService, path: Path, space: str, *, merge: bool
         progress("embedding", 0, total)
         report.embedded = memory.sync.process_pending(space=space, progress=embedded).embedded
     report.seconds = round(time.perf_counter() - started, 2)
+    _record_import(memory, report)
     return report
+
+
+def _record_import(memory: MemoryService, report: ImportReport) -> None:
+    """The import's own audit event, through the write path: who imported what, and how much. Its ids stay
+    empty (an archive may hold millions); the records' own events came with the archive."""
+    detail = {"source_space": report.source_space, "merge": report.merge, "vectors": report.vectors,
+              "created": report.created, "skipped": report.skipped}
+    memory.graph.space(report.space).write(
+        lambda writer: writer.record_as("import_archive", ids=[], detail=detail, event_id=str(uuid.uuid4())))
 
 
 def not_empty(space: str) -> Conflict:

@@ -36,6 +36,8 @@ from api.problems import field_path
 from graph import Settings
 
 MAX_EXAMPLES = 25
+# The archive import's body is a .tar.gz: generate it as bytes, as for application/octet-stream.
+schemathesis.serializer.alias("application/gzip", "application/octet-stream")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
 

@@ -149,11 +149,12 @@ def test_a_small_run_writes_the_history_through_brief_and_outcome_and_scores_eve
     from api.cli import bench_commands
 
     buffer = io.StringIO()
+    original = bench_commands.out
     bench_commands.out = Console(file=buffer, width=200)
     try:
         bench_commands.print_briefs(report.to_dict(), misses=3)
     finally:
-        bench_commands.out = Console(soft_wrap=True)
+        bench_commands.out = original  # later tests capture through the module's own console
     printed = buffer.getvalue()
     assert "lesson recall@5" in printed and "expert first" in printed and "closed-loop hit@5" in printed
     assert "BM25 over lessons" in printed and "most successes overall" in printed

@@ -12,7 +12,8 @@ from api.bench.console import (
     ConsoleBenchOptions,
     run,
 )
-from api.cli.bench_commands import out, print_console
+from api.cli import bench_commands
+from api.cli.bench_commands import print_console
 from memory.service import MemoryService
 
 
@@ -40,7 +41,7 @@ def test_a_small_run_times_every_page_and_counts_its_neo4j_queries(settings, gat
     assert "/entities/" in report["pages"]["graph"]["path"] and "depth=2&limit=300" in report["pages"]["graph"]["path"]
     assert gateway.rows("MATCH (n {space: $space}) RETURN count(n) AS n", space=report["space"])[0]["n"] == 0  # wiped
 
-    with out.capture() as printed:
+    with bench_commands.out.capture() as printed:  # the module's console at call time
         print_console(report)
     table = printed.get()
     assert all(name in table for name in BUDGETS) and ("PASS" in table or "FAIL" in table)

@@ -275,4 +275,6 @@ def test_neo4j_stopped_under_load_answers_503_with_retry_after_quickly_then_reco
         load.wait_for(lambda: {route for _, route, status, _, _ in load.since(back) if status == 200} ==
                       {"entities", "recall"}, "200 from both routes after Neo4j came back", 120)
     assert load.errors == []
-    assert {status for _, _, status, _, _ in load.answers} <= {200, 503}
+    # Outside the outage, a request that reached Neo4j while it was stopping or still warming up may run past
+    # its time limit: that is the documented 504, as retryable as the 503. Never a 500, never a hang.
+    assert {status for _, _, status, _, _ in load.answers} <= {200, 503, 504}

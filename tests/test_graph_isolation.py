@@ -85,6 +85,7 @@ def test_an_id_chosen_by_another_tenant_cannot_be_claimed(tenants):
 
 
 SPACE_ENTITY_IDS = "MATCH (e:Entity {space: $space}) RETURN e.id AS id"
+AUDIT_EVENTS = "MATCH (e:AuditEvent {space: $space}) RETURN e.id AS id, e.ids AS ids ORDER BY id"
 
 
 def test_counts_and_rows_are_bound_to_the_tenant(tenants):
@@ -102,6 +103,7 @@ def test_the_write_path_is_bound_to_the_tenant(tenants):
     a, b = tenants
     project, agent, observation = a_ids(a)
     before = a.history(project.id)
+    a_audit = a.rows(AUDIT_EVENTS)
     project_ref, agent_ref = EntityRef(id=project.id), EntityRef(id=agent.id)
     # Each of the writer's operations, given A's ids inside B's transaction: not found, or nothing done.
     refused = [
@@ -122,6 +124,11 @@ def test_the_write_path_is_bound_to_the_tenant(tenants):
     b.write(lambda w: w.delete_observations([observation.id]))
     assert b.write(lambda w: (w.space, w.rows(SPACE_ENTITY_IDS), w.row(SPACE_ENTITY_IDS))) == (b.space, [], None)
     b.write(lambda w: w.run("MATCH (e:Entity {space: $space}) SET e.pwned = true"))
+    # Naming A's ids in B's audit event records it in B's trail; A's trail is untouched.
+    b.write(lambda w: w.touch("entities", [project.id]))
+    b.write(lambda w: w.record_as("forget", ids=[project.id], detail={}, event_id=str(uuid.uuid4())))
+    assert a.rows(AUDIT_EVENTS) == a_audit
+    assert {row["space"] for row in b.rows("MATCH (e:AuditEvent {space: $space}) RETURN e.space AS space")} == {b.space}
 
     # What B writes through its writer is B's own; A's entity is untouched.
     (twin,) = b.write(lambda w: w.upsert_entities([EntityIn(kind=Kind.PROJECT, name="Secret Project",
@@ -146,7 +153,7 @@ COVERED = {
 WRITER_COVERED = {
     "add_observations", "upsert_relations", "retract_relations", "retract_entity", "delete_entity",
     "retract_observations", "retract_observation_texts", "delete_observations", "upsert_entities",
-    "rows", "row", "run",
+    "rows", "row", "run", "touch", "record_as",
 }
 
 

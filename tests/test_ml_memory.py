@@ -264,12 +264,16 @@ def test_other_bad_input_is_refused_with_a_clear_message(history):
 # -- tenants ------------------------------------------------------------------------------------------
 
 COVERED = {"record_experiment", "record_model", "record_model_version", "set_stage", "record_feature_importance",
-           "record_drift", "best_model", "hyperparameters_for", "stable_features", "lineage", "diff_versions"}
+           "record_drift", "best_model", "hyperparameters_for", "stable_features", "lineage", "diff_versions",
+           "experiments"}
 
 
 def test_another_space_sees_and_changes_nothing(history, memory, space, gateway):
     other = MlMemory(memory.space(f"{space}-b"))
+    experiment_ids = [row["id"] for row in gateway.rows("MATCH (e:Experiment {space: $s}) RETURN e.id AS id", s=space)]
     try:
+        assert experiment_ids and other.experiments(experiment_ids) == []
+        assert len(history.experiments(experiment_ids)) == len(experiment_ids)
         for call in (
             lambda: other.best_model(BestModelQuery(project="Churn", metric="auc")),
             lambda: other.stable_features(StableFeaturesQuery(model="churn-model")),

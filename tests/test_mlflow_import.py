@@ -73,9 +73,11 @@ def experiment_name(run: str, run_ids: dict[str, str]) -> str:
 
 
 def census(gateway, space: str) -> dict:
-    """Every node and relationship in the space, current or not, by label and type."""
+    """Every node and relationship of the space's memory, current or not, by label and type. The audit trail is
+    left out: it is append-only, and each import's writes are recorded there again (who ran it, and when)."""
     records = gateway.rows("""
-        MATCH (n {space: $space}) WITH labels(n) AS labels, count(*) AS n RETURN 'node' AS what, labels AS key, n
+        MATCH (n {space: $space}) WHERE NOT n:AuditEvent
+        WITH labels(n) AS labels, count(*) AS n RETURN 'node' AS what, labels AS key, n
         UNION ALL
         MATCH ({space: $space})-[r]->() RETURN 'rel' AS what, [type(r), toString(r.valid_to IS NULL)] AS key, count(*) AS n
         """, space=space)

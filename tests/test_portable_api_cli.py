@@ -53,7 +53,9 @@ def target(gateway):
 def test_export_and_import_jobs_report_progress_and_move_a_space_over_the_api(live_api, space, target):
     with live_api.client(space) as kg:
         seed_through(kg)
-    with live_api.http(live_api.token([space, target], ["read", "write", "admin"])) as http:
+    token = live_api.token([space, target], ["read", "write", "admin"])
+    key_id = live_api.key_ids[-1]
+    with live_api.http(token) as http:
         started = http.post(f"/v1/spaces/{space}/admin/export", json={"vectors": True})
         assert started.status_code == 202 and started.json()["kind"] == "export"
         job = finished(http, space, started.json()["id"])
@@ -74,6 +76,10 @@ def test_export_and_import_jobs_report_progress_and_move_a_space_over_the_api(li
         assert job["progress"]["observations"] == {"done": 1, "total": 1}
         hits = http.post(f"/v1/spaces/{target}/recall", json={"text": "what doubled recall?"}).json()["items"]
         assert hits[0]["text"] == FACT
+        # The trail says who imported, with what it created; the archive's own events came with it.
+        trail = http.get(f"/v1/spaces/{target}/audit", params={"limit": 100}).json()["items"]
+        (event,) = [e for e in trail if e["operation"] == "import_archive"]
+        assert event["key_id"] == key_id and event["detail"]["created"]["entities"] == 2
 
         again = http.post(f"/v1/spaces/{target}/admin/import", content=archive.content)
         assert again.status_code == 409 and "merge" in again.json()["detail"]
