@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from api.cli.context import cli_services
@@ -24,6 +34,22 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 PHASES = {"ingest": "Ingesting turns", "query": "Asking questions"}
+
+
+@contextmanager
+def phase_bars(labels: dict[str, str], *, transient: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """Progress bars on stderr, one per phase as it first reports: `progress(phase, done, total)`, where a
+    phase is labelled by `labels` (else by its own name) and a total of 0 means not known yet."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err, transient=transient) as bars:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bars.add_task(labels.get(phase, phase), total=total or None)
+            bars.update(tasks[phase], completed=done, total=total or None)
+
+        yield progress
 
 
 @app.command()
@@ -47,14 +73,7 @@ def locomo(
     with cli_services() as services:
         with err.status("Loading the embedding model…"):
             memory = services.memory()
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TimeRemainingColumn(), console=err, transient=as_json) as bars:
-            tasks: dict[str, int] = {}
-
-            def progress(phase: str, done: int, total: int) -> None:
-                if phase not in tasks:
-                    tasks[phase] = bars.add_task(PHASES.get(phase, phase), total=total)
-                bars.update(tasks[phase], completed=done, total=total)
+        with phase_bars(PHASES, transient=as_json) as progress:
 
             report = run_benchmark(memory, data, rankings, samples=samples, k=k, scorer=scorer, progress=progress,
                                    batch_turns=batch_turns)
@@ -131,14 +150,7 @@ def tune_recall(
     with cli_services() as services:
         with err.status("Loading the embedding model…"):
             memory = services.memory()
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err, transient=True) as bars:
-            tasks: dict[str, int] = {}
-
-            def progress(phase: str, done: int, total: int) -> None:
-                if phase not in tasks:
-                    tasks[phase] = bars.add_task(phase, total=total or None)
-                bars.update(tasks[phase], completed=done)
+        with phase_bars({}, transient=True) as progress:
 
             report = cross_validate(memory, data, progress=progress)
     if as_json:
@@ -184,14 +196,7 @@ def perf(
     with cli_services() as services:
         with err.status("Loading the embedding model…"):
             memory = services.memory()
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TimeRemainingColumn(), console=err, transient=as_json) as bars:
-            tasks: dict[str, int] = {}
-
-            def progress(phase: str, done: int, total: int) -> None:
-                if phase not in tasks:
-                    tasks[phase] = bars.add_task(PERF_PHASES.get(phase, phase), total=total)
-                bars.update(tasks[phase], completed=done, total=total)
+        with phase_bars(PERF_PHASES, transient=as_json) as progress:
 
             report = run(memory, services.settings, PerfOptions(memories=memories, seed=seed, questions=questions,
                                                        briefs=min(questions, 100), http=http, peers=peers),
@@ -277,14 +282,7 @@ def briefs(
     with cli_services() as services:
         with err.status("Loading the embedding model…"):
             memory = services.memory()
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TimeRemainingColumn(), console=err, transient=as_json) as bars:
-            tasks: dict[str, int] = {}
-
-            def progress(phase: str, done: int, total: int) -> None:
-                if phase not in tasks:
-                    tasks[phase] = bars.add_task(BRIEF_PHASES.get(phase, phase), total=total)
-                bars.update(tasks[phase], completed=done, total=total)
+        with phase_bars(BRIEF_PHASES, transient=as_json) as progress:
 
             report = run_briefs(memory, BriefsBenchOptions(seed=seed, families=families, history=history, tests=tests,
                                                            keep_space=keep), progress=progress)
@@ -377,14 +375,7 @@ def console(
     with cli_services() as services:
         with err.status("Loading the embedding model…"):
             memory = services.memory()
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TimeRemainingColumn(), console=err, transient=as_json) as bars:
-            tasks: dict[str, int] = {}
-
-            def progress(phase: str, done: int, total: int) -> None:
-                if phase not in tasks:
-                    tasks[phase] = bars.add_task(CONSOLE_PHASES.get(phase, phase), total=total)
-                bars.update(tasks[phase], completed=done, total=total)
+        with phase_bars(CONSOLE_PHASES, transient=as_json) as progress:
 
             report = run(memory, services.settings, ConsoleBenchOptions(memories=memories, seed=seed,
                                                                         requests=requests), progress=progress)
