@@ -262,11 +262,17 @@ async def run_cypher(request: Request, space: str) -> Response:
     return await run_in_threadpool(_run_cypher, request, space, await request.form())
 
 
-@page
-def _run_cypher(request: Request, space: str, raw: Any) -> Response:
+def _submitted(request: Request, space: str, raw: Any) -> tuple[Viewer, CypherForm]:
+    """The signed-in analyst and the form they sent, its CSRF token checked."""
     viewer = _analyst(request, space)
     form, csrf = read_cypher_form(raw)
     _checked_form(request, viewer, csrf)
+    return viewer, form
+
+
+@page
+def _run_cypher(request: Request, space: str, raw: Any) -> Response:
+    viewer, form = _submitted(request, space, raw)
     try:
         result = run_form(request, space, form)
     except Exception as exc:  # the guard's refusal (or a bad parameter) is shown beside the form
@@ -285,9 +291,7 @@ async def cypher_csv(request: Request, space: str) -> Response:
 
 @page
 def _cypher_csv(request: Request, space: str, raw: Any) -> Response:
-    viewer = _analyst(request, space)
-    form, csrf = read_cypher_form(raw)
-    _checked_form(request, viewer, csrf)
+    _, form = _submitted(request, space, raw)
     result = run_form(request, space, form)
     out = io.StringIO()
     writer = csv.writer(out)

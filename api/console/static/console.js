@@ -1,11 +1,6 @@
-// The console's charts. Data comes from <script type="application/json"> blocks, so no page runs inline script
-// (the Content-Security-Policy forbids it). Each chart instance is kept on its canvas for tests to inspect.
+// The console's charts (overview, delegations, agents), with readJson and PALETTE from common.js. Each chart
+// instance is kept on its canvas for tests to inspect.
 "use strict";
-
-function readJson(id) {
-  const block = document.getElementById(id);
-  return block ? JSON.parse(block.textContent) : null;
-}
 
 function growthChart() {
   const canvas = document.getElementById("growth-chart");
@@ -36,8 +31,6 @@ function kpiCharts() {
     });
   }
 }
-
-const PALETTE = ["#111827", "#2563eb", "#16a34a", "#dc2626", "#7c3aed", "#ea580c", "#0891b2", "#db2777", "#65a30d"];
 
 function successChart() {
   const canvas = document.getElementById("success-chart");

@@ -1,19 +1,13 @@
-// The operator pages' charts and graph (ML memory, the analyst console). Data comes from
-// <script type="application/json"> blocks: no page runs inline script (the Content-Security-Policy forbids it).
+// The operator pages' charts and graph (ML memory, the analyst console), with readJson and seriesColour from
+// common.js.
 // Each Chart.js instance is kept on its canvas, and the Cytoscape instance on its container, for tests to inspect.
 "use strict";
 
-const OPERATE_PALETTE = ["#2563eb", "#16a34a", "#dc2626", "#7c3aed", "#ea580c", "#0891b2", "#db2777", "#65a30d", "#111827"];
-
-function operateJson(id) {
-  const block = document.getElementById(id);
-  return block ? JSON.parse(block.textContent) : null;
-}
 
 // Features on the axis, one bar per version: how each feature's importance moved across versions.
 function featuresChart() {
   const canvas = document.getElementById("features-chart");
-  const data = operateJson("features-data");
+  const data = readJson("features-data");
   if (!canvas || !data || typeof Chart === "undefined") return;
   canvas.chart = new Chart(canvas, {
     type: "bar",
@@ -21,7 +15,7 @@ function featuresChart() {
       labels: data.features.map((f) => f.feature),
       datasets: data.versions.map((version, i) => ({
         label: `v${version}`, data: data.features.map((f) => f.importance[i]),
-        backgroundColor: OPERATE_PALETTE[i % OPERATE_PALETTE.length],
+        backgroundColor: seriesColour(i),
       })),
     },
     options: { responsive: true, maintainAspectRatio: false, animation: false, indexAxis: "y",
@@ -32,7 +26,7 @@ function featuresChart() {
 // One line per metric across the runs, oldest run first.
 function runsChart() {
   const canvas = document.getElementById("runs-chart");
-  const data = operateJson("runs-data");
+  const data = readJson("runs-data");
   if (!canvas || !data || typeof Chart === "undefined") return;
   canvas.chart = new Chart(canvas, {
     type: "line",
@@ -40,7 +34,7 @@ function runsChart() {
       labels: data.runs,
       datasets: data.metrics.map((m, i) => ({
         label: m.metric, data: m.values, spanGaps: true, tension: 0.2,
-        borderColor: OPERATE_PALETTE[i % OPERATE_PALETTE.length], backgroundColor: OPERATE_PALETTE[i % OPERATE_PALETTE.length],
+        borderColor: seriesColour(i), backgroundColor: seriesColour(i),
       })),
     },
     options: { responsive: true, maintainAspectRatio: false, animation: false },
@@ -52,7 +46,7 @@ const CYTOSCAPE_STYLESHEET = "__________cytoscape_stylesheet";
 // The nodes and relationships a Cypher result returned, laid out by Cytoscape.js.
 function resultGraph() {
   const container = document.getElementById("result-graph");
-  const data = operateJson("result-graph-data");
+  const data = readJson("result-graph-data");
   if (!container || !data || typeof cytoscape === "undefined") return;
   // Cytoscape injects an inline <style> unless an element with this id exists; the CSP refuses inline styles,
   // so console.css carries its one rule (.graph is position: relative) and this marker stops the injection.
