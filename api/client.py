@@ -231,6 +231,10 @@ class KgmemClient:
                        infer=infer)
         return self._post("/memories", MemoryResults, body, idempotency_key=idempotency_key)
 
+    def add_memories(self, memories: list[dict[str, Any]], *, idempotency_key: str | None = None) -> MemoryResults:
+        """Many verbatim memories in one call: [{"text", "user_id"/"agent_id"/"run_id", "metadata"?}]."""
+        return self._post("/memories/batch", MemoryResults, {"memories": memories}, idempotency_key=idempotency_key)
+
     def search_memories(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
                         run_id: str | None = None, limit: int = 10,
                         filters: dict[str, Any] | None = None) -> MemoryResults:

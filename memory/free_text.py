@@ -155,6 +155,36 @@ class AddMemoryRequest(MemoryScope):
         return [m.model_dump(exclude_none=True) for m in self.messages]
 
 
+class BatchMemory(MemoryScope):
+    """One memory of a batch: a text stored verbatim (no LLM), with its scope and metadata."""
+
+    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)] = Field(
+        description="The memory, stored as it is")
+    metadata: dict[str, MetadataValue] | None = Field(default=None, description="Scalar values, kept with the memory")
+
+    @field_validator("text")
+    @classmethod
+    def _visible(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("text must contain a visible character")
+        return text
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_keys(cls, metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _check_metadata(metadata)
+
+
+MAX_BATCH_MEMORIES = 1000
+
+
+class AddMemoriesRequest(InputModel):
+    """Many memories at once, each stored verbatim: one embedding call, one vector write and one graph write
+    for the batch, where mem0's `add` takes one memory per call. For the LLM's fact extraction, use `add`."""
+
+    memories: list[BatchMemory] = Field(min_length=1, max_length=MAX_BATCH_MEMORIES)
+
+
 class SearchMemoryRequest(MemoryScope):
     """mem0's `search`: memories of this scope nearest to `query`, optionally narrowed by metadata filters."""
 
@@ -519,18 +549,38 @@ class FreeTextMemory:
         self._owned(space, memory_id, deleted_ok=True)
         return self._call("history", self.mem0.history, memory_id)
 
+    def add_batch(self, space: str, memories: list[BatchMemory] | list[dict[str, Any]]) -> dict[str, Any]:
+        """Store many memories verbatim (no LLM) in one go; returns {"results": [{"id", "memory", "event"}]} in
+        input order, as `add` with `infer=False` would for each."""
+        check_space(space)
+        request: AddMemoriesRequest = _validated(AddMemoriesRequest, memories=memories)
+        now = datetime.now(UTC).isoformat()
+        # As mem0 stores a text given to `add` with infer=False: a user message.
+        fresh = {str(uuid.uuid4()): ImportedMemory(original_id="", text=m.text, scope=m.ids(),
+                                                   metadata=m.metadata or {}, created_at=now, role="user")
+                 for m in request.memories}
+        self._insert_verbatim(space, fresh, imported=False)
+        return {"results": [{"id": memory_id, "memory": m.text, "event": "ADD", "role": m.role}
+                            for memory_id, m in fresh.items()]}
+
     def import_memories(self, space: str, memories: list[ImportedMemory]) -> list[str]:
         """Store memories from another mem0 store verbatim (no LLM), with their times, and link them into the
         graph; return the original ids of those written. Already imported ones (same space, same original id)
-        are left alone, so repeating an import adds nothing. One embedding call and one vector insert per call."""
+        are left alone, so repeating an import adds nothing."""
         check_space(space)
         wanted = {imported_memory_id(space, m.original_id): m for m in memories}
         if not wanted:
             return []
         present = set(self._call("import", self.mem0.vector_store.collection.get, ids=list(wanted), include=[])["ids"])
         fresh = {memory_id: m for memory_id, m in wanted.items() if memory_id not in present}
-        if not fresh:
-            return []
+        if fresh:
+            self._insert_verbatim(space, fresh, imported=True)
+        return [m.original_id for m in fresh.values()]
+
+    def _insert_verbatim(self, space: str, fresh: dict[str, ImportedMemory], *, imported: bool) -> None:
+        """Write memories as mem0's `add` with `infer=False` writes each (the same payload and history row),
+        with one embedding call, one vector insert and one history write for all; then link them into the graph.
+        An imported memory keeps its original id and times."""
         from mem0.utils.lemmatization import lemmatize_for_bm25
 
         vectors = self.embedder.embed_whole([m.text for m in fresh.values()])
@@ -538,13 +588,15 @@ class FreeTextMemory:
         for m in fresh.values():
             created = m.created_at or datetime.now(UTC).isoformat()
             payload: dict[str, Any] = {
-                **m.metadata, **self._qualified(space, m.scope), "space": space, "imported_id": m.original_id,
+                **m.metadata, **self._qualified(space, m.scope), "space": space,
                 "data": m.text, "hash": hashlib.md5(m.text.encode()).hexdigest(),
                 "created_at": created, "updated_at": m.updated_at or created,
                 "text_lemmatized": lemmatize_for_bm25(m.text),
             }
+            if imported:
+                payload["imported_id"] = m.original_id
             payloads.append(payload | {key: value for key in ("actor_id", "role") if (value := getattr(m, key))})
-        self._call("import", self.mem0.vector_store.insert, vectors=vectors, ids=list(fresh), payloads=payloads)
+        self._call("add", self.mem0.vector_store.insert, vectors=vectors, ids=list(fresh), payloads=payloads)
         self.mem0.db.batch_add_history([
             {"memory_id": memory_id, "old_memory": None, "new_memory": payload["data"], "event": "ADD",
              "created_at": payload["created_at"], "updated_at": payload["updated_at"],
@@ -553,13 +605,12 @@ class FreeTextMemory:
         ])
         kept = {memory_id: {"imported_id": m.original_id, "mem0_created_at": payload["created_at"],
                             "mem0_updated_at": payload["updated_at"]}
-                for (memory_id, m), payload in zip(fresh.items(), payloads)}
+                for (memory_id, m), payload in zip(fresh.items(), payloads)} if imported else {}
         by_scope: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
         for memory_id, m in fresh.items():
             by_scope.setdefault(tuple(sorted(m.scope.items())), []).append((memory_id, m.text))
         for scope, group in by_scope.items():
-            self._link(space, group, dict(scope), attributes=kept)
-        return [m.original_id for m in fresh.values()]
+            self._link(space, group, dict(scope), attributes=kept, new=True)
 
     def close(self) -> None:
         """Release mem0's history database connection."""
@@ -567,9 +618,10 @@ class FreeTextMemory:
 
     # -- the graph --------------------------------------------------------------------------------
     def _link(self, space: str, memories: list[tuple[str, str]], ids: dict[str, str], *,
-              attributes: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+              attributes: Mapping[str, Mapping[str, Any]] | None = None, new: bool = False) -> None:
         """Upsert a Memory entity per memory (with `attributes[memory_id]` if given) and point MENTIONS at the
-        entities its text names (and only those)."""
+        entities its text names (and only those). `new`: the memories were just created, so they point at
+        nothing yet."""
         if not memories:
             return
         graph = self._graph(space)
@@ -582,11 +634,12 @@ class FreeTextMemory:
         ])
         add: list[RelationIn] = []
         stale: list[RelationIn] = []
-        for entity, (_, text) in zip(entities, memories):
-            named = {e.id for e in graph.mentioned_in(text) if e.id != entity.id}
-            current = {r.target_id for r in graph.history(entity.id).relations
-                       if r.type == "MENTIONS" and r.source_id == entity.id
-                       and r.valid_to is None and r.retracted_at is None}
+        mentioned = graph.mentioned_ids([text for _, text in memories])
+        for entity, named_ids in zip(entities, mentioned):
+            named = {entity_id for entity_id in named_ids if entity_id != entity.id}
+            current = set() if new else {
+                r.target_id for r in graph.history(entity.id).relations
+                if r.type == "MENTIONS" and r.source_id == entity.id and r.valid_to is None and r.retracted_at is None}
             add += [RelationIn(source=EntityRef(id=entity.id), type="MENTIONS", target=EntityRef(id=target),
                                provenance=provenance) for target in sorted(named - current)]
             stale += [RelationIn(source=EntityRef(id=entity.id), type="MENTIONS", target=EntityRef(id=target))

@@ -142,6 +142,8 @@ CASES: dict[tuple[str, str], Callable[[Tenants], None]] = {
         t.a.recall("what is the budget of the Secret Project?").model_dump()["items"], t),
     ("POST", "/v1/spaces/{space}/memories"): lambda t: no_b(
         t.a.add_memory("Alice likes tea", user_id="alice", infer=False).model_dump(), t),
+    ("POST", "/v1/spaces/{space}/memories/batch"): lambda t: no_b(t.a.add_memories(
+        [{"text": "Alice likes tea, not the secret project", "user_id": "alice"}]).model_dump(), t),
     ("GET", "/v1/spaces/{space}/memories"): lambda t: no_b(t.a.get_memories(user_id="alice").model_dump(), t),
     ("POST", "/v1/spaces/{space}/memories/search"): lambda t: no_b(
         t.a.search_memories("secret budget", user_id="alice").model_dump(), t),

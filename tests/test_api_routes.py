@@ -82,6 +82,22 @@ def test_free_text_memories_in_mem0_shapes(kg):
     assert gone.value.status == 404
     assert kg.add_memory("We ship on Fridays", user_id="alice").results == []  # infer: the fake Claude finds nothing
 
+    batch = kg.add_memories([{"text": "We ship on Fridays", "user_id": "alice"},
+                             {"text": "The feature store is Feast", "agent_id": "de-1", "metadata": {"topic": "infra"}}],
+                            idempotency_key="batch-1")
+    assert [(m.memory, m.event) for m in batch.results] == [("We ship on Fridays", "ADD"),
+                                                            ("The feature store is Feast", "ADD")]
+    again = kg.add_memories([{"text": "We ship on Fridays", "user_id": "alice"},
+                             {"text": "The feature store is Feast", "agent_id": "de-1", "metadata": {"topic": "infra"}}],
+                            idempotency_key="batch-1")
+    assert [m.id for m in again.results] == [m.id for m in batch.results]  # a retry stores nothing twice
+    assert [m.id for m in kg.get_memories(agent_id="de-1").results] == [batch.results[1].id]
+    with pytest.raises(KgmemApiError) as refused:
+        kg.add_memories([{"text": "no owner"}])
+    assert refused.value.status == 422
+    assert [e["path"] for e in refused.value.errors] == ["body.memories[0]"]
+    assert "user_id, agent_id or run_id" in refused.value.errors[0]["message"]
+
 
 def test_reports_and_stats(kg):
     seed(kg)

@@ -320,3 +320,46 @@ def test_request_models_use_mem0_field_names():
     with pytest.raises(ValueError, match="at least one of user_id, agent_id or run_id"):
         SearchMemoryRequest(query="x")
 
+
+
+# -- many at once ---------------------------------------------------------------------------------------
+def test_a_batch_stores_each_memory_as_add_would_with_one_call(free, changes, graph, space, gateway):
+    graph.upsert_entities([EntityIn(kind=Kind.PROJECT, name="churn"), EntityIn(kind=Kind.TECHNOLOGY, name="Polars")])
+    single = free.add(space, CHURN, user_id="alice", metadata={"topic": "ml"}, infer=False)["results"][0]
+    seen = len(changes)
+    texts = [POLARS, "The nightly churn retrain runs at 02:00 UTC", "Nothing named here at all"]
+    added = free.add_batch(space, [
+        {"text": texts[0], "user_id": "alice", "metadata": {"topic": "tooling"}},
+        {"text": texts[1], "agent_id": "ml-1"},
+        {"text": texts[2], "user_id": "alice", "run_id": "r-7"},
+    ])["results"]
+    assert [(r["memory"], r["event"], r["role"]) for r in added] == [(text, "ADD", "user") for text in texts]
+    assert followed(changes, seen, space)
+
+    # Each is a memory like one `add` writes: the same payload keys, an ADD in the history, found by search.
+    payloads = free.mem0.vector_store.collection.get(ids=[single["id"], added[0]["id"]], include=["metadatas"])
+    keys = {memory_id: set(meta) - {"topic"} for memory_id, meta in zip(payloads["ids"], payloads["metadatas"])}
+    assert keys[added[0]["id"]] == keys[single["id"]]
+    assert [(e["event"], e["new_memory"]) for e in free.history(space, added[1]["id"])] == [("ADD", texts[1])]
+    assert free.search(space, "dataframe library", user_id="alice")["results"][0]["id"] == added[0]["id"]
+    assert free.get(space, added[0]["id"])["metadata"] == {"topic": "tooling", "space": space}
+    assert [r["id"] for r in free.get_all(space, agent_id="ml-1")["results"]] == [added[1]["id"]]
+
+    # And in the graph: a Memory entity each, with MENTIONS to what its text names.
+    assert [mentions_of(graph, r["id"]) for r in added] == [{"Polars"}, {"churn"}, set()]
+    assert graph.get_entity(added[2]["id"]).attributes["run_id"] == "r-7"
+
+
+def test_a_bad_memory_in_a_batch_refuses_the_batch_by_its_place(free, space, graph):
+    good = {"text": "fine", "user_id": "alice"}
+    with pytest.raises(InvalidInput, match=r"memories\.1.*at least one of user_id, agent_id or run_id"):
+        free.add_batch(space, [good, {"text": "nobody's"}])
+    with pytest.raises(InvalidInput, match=r"memories\.0\.text.*visible"):
+        free.add_batch(space, [{"text": "   ", "user_id": "alice"}, good])
+    with pytest.raises(InvalidInput, match=r"memories\.0\.metadata.*reserved"):
+        free.add_batch(space, [{"text": "x", "user_id": "alice", "metadata": {"space": "elsewhere"}}])
+    with pytest.raises(InvalidInput, match="memories"):
+        free.add_batch(space, [])
+    with pytest.raises(InvalidInput, match="memories"):
+        free.add_batch(space, [good] * 1001)
+    assert free.get_all(space, user_id="alice")["results"] == []  # a refused batch writes nothing

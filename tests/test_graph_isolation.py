@@ -45,6 +45,8 @@ def test_reads_cannot_see_another_tenant(tenants):
     assert b.find_by_name("Secret Project") == []
     assert b.find_by_name("skunkworks") == []
     assert b.mentioned_in("what is the budget of the Secret Project and skunkworks?") == []
+    assert b.mentioned_ids(["what is the budget of the Secret Project?", "and skunkworks?"]) == [[], []]
+    assert a.mentioned_ids(["what is the budget of the Secret Project?", "and skunkworks?"]) == [[project.id]] * 2
     assert b.list_entities().items == []
     assert b.search("secret budget skunkworks") == []
 
@@ -143,7 +145,8 @@ def test_the_write_path_is_bound_to_the_tenant(tenants):
 
 
 COVERED = {
-    "get_entity", "neighbourhood", "history", "find_by_name", "mentioned_in", "list_entities", "search",
+    "get_entity", "neighbourhood", "history", "find_by_name", "mentioned_in", "mentioned_ids", "list_entities",
+    "search",
     "add_observations", "upsert_relations", "retract_relations", "retract_entity", "delete_entity", "purge_entity",
     "retract_observations", "retract_observation_texts", "upsert_entities",
     "counts", "rows", "write", "write_batches",

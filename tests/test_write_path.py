@@ -34,6 +34,8 @@ REST_WRITES: list[tuple[str, str, Any]] = [
     ("POST", "/memories", {"messages": "I prefer Polars over pandas", "user_id": "alice", "infer": False}),
     ("PUT", "/memories/{memory}", {"text": "I prefer Polars, and DuckDB for SQL"}),
     ("DELETE", "/memories/{memory}", None),
+    ("POST", "/memories/batch", {"memories": [{"text": "We ship on Fridays", "user_id": "alice"},
+                                              {"text": "Churn retrains nightly", "agent_id": "ds-1"}]}),
     ("POST", "/delegations/brief", {"task": "Retrain the churn model", "delegation_id": "d-1", "project": "Churn 2"}),
     ("POST", "/delegations/outcome", {"delegation_id": "d-1", "status": "failed", "agent": "ds-1",
                                       "summary": "The retrain leaked future labels",

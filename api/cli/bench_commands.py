@@ -221,6 +221,9 @@ def print_perf(report: dict) -> None:
     embedding, graph, ingest = report["embedding"], report["graph_writes"], report["ingest"]
     table.add_row("embedding only", f"{embedding['texts_per_s']:,.1f} texts/s ({embedding['device']})")
     table.add_row("ingest (normal path)", f"{ingest['memories_per_s']:,.1f} memories/s")
+    free_text = ingest.get("free_text") or {}
+    if free_text.get("per_s"):
+        table.add_row(f"free-text memories ({free_text['memories']:,}, batch path)", f"{free_text['per_s']:,.1f} /s")
     table.add_row("graph writes, entities", f"{graph['entities_per_s']:,.1f} /s")
     table.add_row("graph writes, relations", f"{graph['relations_per_s']:,.1f} /s")
     table.add_row("recall in process p50/p95/p99 ms", _ms(report["recall"]["in_process_ms"]))

@@ -1,4 +1,5 @@
-"""Free-text memories in mem0's request and response shapes (add, search, get_all, get, update, delete, history).
+"""Free-text memories in mem0's request and response shapes (add, search, get_all, get, update, delete, history),
+and `POST …/memories/batch`, which stores many verbatim memories in one call (mem0's add takes one).
 
 mem0 runs on kgmem's Chroma and embedder; each memory is also a `:Memory` entity of the
 space, so recall finds it. Memory ids of another space answer 404.
@@ -18,7 +19,13 @@ from api.models import MAX_LIMIT, MemoryHistoryItem, MemoryItem, MemoryMessage, 
 from api.routes import PROBLEMS, responses
 from api.routes.entities import offset_of
 from graph.reads import encode_cursor
-from memory.free_text import AddMemoryRequest, FreeTextMemory, SearchMemoryRequest, UpdateMemoryRequest
+from memory.free_text import (
+    AddMemoriesRequest,
+    AddMemoryRequest,
+    FreeTextMemory,
+    SearchMemoryRequest,
+    UpdateMemoryRequest,
+)
 
 router = APIRouter(prefix="/v1/spaces/{space}/memories", tags=["memories"], responses=PROBLEMS)
 
@@ -27,6 +34,9 @@ MAX_LISTED = 10_000
 
 ADD_EXAMPLE = {"messages": [{"role": "user", "content": "I prefer Polars over pandas for feature pipelines"}],
                "user_id": "alice", "infer": False, "metadata": {"topic": "tooling"}}
+BATCH_EXAMPLE = {"memories": [
+    {"text": "I prefer Polars over pandas for feature pipelines", "user_id": "alice", "metadata": {"topic": "tooling"}},
+    {"text": "The nightly retrain runs at 02:00 UTC", "agent_id": "ml-1"}]}
 SEARCH_EXAMPLE = {"query": "dataframe library", "user_id": "alice", "limit": 5}
 
 
@@ -42,6 +52,17 @@ def add(space: SpacePath, request: Request, caller: Writer, store: Idempotency,
     def work() -> dict[str, Any]:
         return free_text(request).add(space, body.mem0_messages(), **body.ids(), metadata=body.metadata,
                                       infer=body.infer)
+
+    return store.run(request, caller.key.key_id, idempotency_key, body, work)
+
+
+@router.post("/batch", response_model=MemoryResults, responses=responses(409),
+             summary="Store many memories at once, each verbatim (no LLM): one embedding call for the batch")
+def add_batch(space: SpacePath, request: Request, caller: Writer, store: Idempotency,
+              body: Annotated[AddMemoriesRequest, Body(examples=[BATCH_EXAMPLE])],
+              idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    def work() -> dict[str, Any]:
+        return free_text(request).add_batch(space, body.memories)
 
     return store.run(request, caller.key.key_id, idempotency_key, body, work)
 

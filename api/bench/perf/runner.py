@@ -47,10 +47,12 @@ BATCH = 500
 MEM0_SAMPLE = 1_000
 TARGETS = {
     "ingest_vs_embedding": 0.8,  # ingest rate / embedding-only rate, at least
-    "ingest_vs_mem0": 5.0,  # ingest rate / mem0 add rate, at least
-    "recall_http_p50_ms": 25.0,  # at most, at 100k memories
-    "brief_p50_ms": 50.0,  # at most
+    "free_text_vs_mem0_add": 5.0,  # free-text memory write rate / mem0 add rate, at least
+    "recall_http_p50_ms": 25.0,  # at most, at every size
+    "recall_http_p50_vs_mem0_search_p50": 1.5,  # at most: hybrid recall at the cost of a plain vector search
+    "brief_p50_ms": 50.0,  # at most (BRIEF_P50_MS_AT_100K from 100k memories)
 }
+BRIEF_P50_MS_AT_100K = 60.0
 
 
 @dataclass
@@ -181,16 +183,22 @@ def ingest(memory: MemoryService, work: Workload, space: str, say: Progress) -> 
         say("ingest", done, total)
     for start in range(0, len(lesson_relations), BATCH):
         target.graph.upsert_relations(lesson_relations[start:start + BATCH])
+    # Free-text memories through the batch path (POST …/memories/batch), timed apart as well: mem0's add
+    # takes one memory per call, kgmem's free-text write takes a batch.
     free_text = memory.free_text()
-    for agent, text in work.free_text:
-        free_text.add(space, text, agent_id=agent, infer=False)
-        done += 1
+    free_begun = time.perf_counter()
+    for start in range(0, len(work.free_text), BATCH):
+        batch = work.free_text[start:start + BATCH]
+        free_text.add_batch(space, [{"text": text, "agent_id": agent} for agent, text in batch])
+        done += len(batch)
         say("ingest", done, total)
+    free_seconds = time.perf_counter() - free_begun
     seconds = time.perf_counter() - begun
     return {"memories": total, "seconds": round(seconds, 2), "memories_per_s": round(total / seconds, 1),
             "scaffold_entities": len(scaffold), "scaffold_relations": len(scaffold_relations),
             "scaffold_seconds": round(scaffold_seconds, 2), "batch": BATCH,
-            "free_text_one_at_a_time": len(work.free_text)}
+            "free_text": {"memories": len(work.free_text), "seconds": round(free_seconds, 2),
+                          "per_s": round(len(work.free_text) / free_seconds, 1) if free_seconds else None}}
 
 
 def recall(memory: MemoryService, work: Workload, space: str, say: Progress) -> dict[str, Any]:
@@ -370,9 +378,14 @@ def ratios(report: dict[str, Any]) -> dict[str, float | None]:
     peers_ = report.get("peers", {})
     mem0 = peers_.get("mem0")
     recall_p50 = report["recall"]["in_process_ms"]["p50"]
+    free_text_rate = report["ingest"]["free_text"]["per_s"]
+    http = report["recall"].get("http_ms")
     if mem0:
         out["ingest_vs_mem0"] = round(ingest_rate / mem0["add_per_s"], 2)
+        out["free_text_vs_mem0_add"] = round(free_text_rate / mem0["add_per_s"], 2) if free_text_rate else None
         out["mem0_search_p50_vs_recall_p50"] = round(mem0["search_ms"]["p50"] / recall_p50, 2)
+        if http:
+            out["recall_http_p50_vs_mem0_search_p50"] = round(http["p50"] / mem0["search_ms"]["p50"], 2)
     mcp = peers_.get("mcp_reference", {})
     for size, figures in mcp.items() if isinstance(mcp, dict) else []:
         if isinstance(figures, dict) and "search_nodes_ms" in figures:
@@ -389,14 +402,20 @@ def targets(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
         verdicts[name] = {"target": TARGETS[name], "value": value,
                           "result": "n/a" if passed is None else ("pass" if passed else "fail"), "note": note}
 
-    verdict("ingest_vs_embedding", ratios_["ingest_vs_embedding"], ratios_["ingest_vs_embedding"] >= 0.8)
-    mem0_ratio = ratios_.get("ingest_vs_mem0")
-    verdict("ingest_vs_mem0", mem0_ratio, None if mem0_ratio is None else mem0_ratio >= 5)
+    def at_least(name: str, value: float | None, note: str = "") -> None:
+        verdict(name, value, None if value is None else value >= TARGETS[name], note)
+
+    def at_most(name: str, value: float | None, target: float | None = None, note: str = "") -> None:
+        verdict(name, value, None if value is None else value <= (target or TARGETS[name]), note)
+
+    at_least("ingest_vs_embedding", ratios_["ingest_vs_embedding"])
+    no_peers = "" if report.get("peers") else "mem0 was not run (--no-peers)"
+    at_least("free_text_vs_mem0_add", ratios_.get("free_text_vs_mem0_add"), no_peers)
     http = report["recall"].get("http_ms")
-    value = http["p50"] if http else None
+    at_most("recall_http_p50_ms", http["p50"] if http else None)
+    at_most("recall_http_p50_vs_mem0_search_p50", ratios_.get("recall_http_p50_vs_mem0_search_p50"), note=no_peers)
     at_scale = report["memories"] >= 100_000
-    verdict("recall_http_p50_ms", value, None if value is None else value <= 25,
-            "" if at_scale else "the target is set at 100k memories; this run is smaller")
-    brief_p50 = report["brief"]["ms"]["p50"]
-    verdict("brief_p50_ms", brief_p50, brief_p50 <= 50)
+    brief_target = BRIEF_P50_MS_AT_100K if at_scale else TARGETS["brief_p50_ms"]
+    at_most("brief_p50_ms", report["brief"]["ms"]["p50"], brief_target)
+    verdicts["brief_p50_ms"]["target"] = brief_target
     return verdicts
