@@ -12,7 +12,6 @@ start-up reconcile finishes the work anyway).
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import threading
@@ -25,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from graph import audit
 from graph.errors import NotFound
 from graph.gateway import Gateway
 
@@ -129,17 +129,19 @@ class JobStore:
             self._schema_ready = True
         job_id = str(uuid.uuid4())
         job = _job(self._run(CREATE_JOB, id=job_id, kind=kind, space=space, full=full, now=_now())[0]["job"])
-        # The job's writes are the caller's: its context (the audit trail's actor) goes with the thread.
-        context = contextvars.copy_context()
-        threading.Thread(target=context.run, args=(self._execute, job_id, work), name=f"job-{job_id}",
+        # The job's writes are the caller's in the audit trail; the request's Neo4j time limit stays behind.
+        caller = audit.current_actor()
+        threading.Thread(target=self._execute, args=(job_id, work, caller), name=f"job-{job_id}",
                          daemon=True).start()
         return job
 
-    def _execute(self, job_id: str, work: Callable[[JobProgress], Any]) -> None:
+    def _execute(self, job_id: str, work: Callable[[JobProgress], Any], caller: audit.Actor) -> None:
         try:
             self._run(START_JOB, id=job_id, now=_now())
             progress = JobProgress(self, job_id)
-            result = work(progress)
+            with audit.actor(key_id=caller.key_id, operation=caller.operation, agent=caller.agent,
+                             delegation_id=caller.delegation_id):
+                result = work(progress)
             progress.flush()
             report = asdict(result) if is_dataclass(result) else result
             self._run(FINISH_JOB, id=job_id, now=_now(), state="succeeded", report=json.dumps(report), error=None)
