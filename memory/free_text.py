@@ -329,7 +329,8 @@ GraphFactory = Callable[[str], "SpaceGraph"]
 
 @dataclass(frozen=True)
 class ImportedMemory:
-    """A memory from another mem0 store, as it was there: kept verbatim, with its original id and times."""
+    """A memory stored verbatim: one from another mem0 store, as it was there (its original id and times), or
+    one of a batch (`add_batch`: no original id, written now)."""
 
     original_id: str
     text: str
