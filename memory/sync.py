@@ -201,7 +201,7 @@ class ReconcileReport:
     orphans_removed: int = 0
     skipped: str | None = None  # why nothing was done: another process holds the reconcile lease (memory/lease.py)
     scanned: bool = True  # whether the missing-vector and orphan scans ran (a quick reconcile skips them)
-    check: str | None = None  # what a quick reconcile's check found, which decided the scans
+    check: str | None = None  # what decided the scans: a quick reconcile's check, or a full rebuild
     seconds: float = 0.0
 
     def __str__(self) -> str:
@@ -329,20 +329,22 @@ class VectorSync:
                 for rows in self._id_batches(query):
                     self.gateway.write(mark, ids=[row["id"] for row in rows])
         report = ReconcileReport()
+        if full:
+            report.scanned, report.check = False, "a full rebuild: every item embedded again"
         if quick:
             processed = self.process_pending(progress=progress)
             report.embedded, report.deleted = processed.embedded, processed.deleted
             report.check = self.out_of_line()
             report.scanned = report.check.startswith("out of line")
         began = full
-        if not full and report.scanned:
+        if report.scanned:
             report.missing_repaired = self._repair_missing(space)
             # A lost or replaced store is rebuilt from Neo4j, which readers should be told (unless a rebuild is on).
             if report.missing_repaired and self.index.rebuilding_since() is None:
                 self.index.mark_rebuilding()
                 began = True
             report.orphans_removed = self._remove_orphans(space)
-        if report.scanned:
+        if not quick or report.scanned:
             processed = self.process_pending(space=space, progress=progress)
             report.embedded += processed.embedded
             report.deleted += processed.deleted

@@ -162,3 +162,14 @@ def test_the_start_up_log_line_says_what_the_reconcile_did_and_cost(memory, sett
         assert line.endswith(" s")
     finally:
         services.close()
+
+
+def test_after_a_full_rebuild_the_next_start_up_does_not_scan(memory, space):
+    observe(memory, space, "Orders arrive a day late on Mondays")
+    before = memory.index.collection.id
+
+    rebuilt = memory.reconcile(full=True)
+    assert not rebuilt.scanned and rebuilt.check.startswith("a full rebuild")
+    assert memory.index.collection.id != before  # a new collection: a new identity, recorded by the rebuild
+
+    assert memory.reconcile(quick=True).check.startswith("in line: ")
