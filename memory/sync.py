@@ -18,15 +18,17 @@ out of line with Neo4j. The outbox (pending items) is always finished first; the
 - the same store? Neo4j keeps a mark, `(:VectorStoreMark {identity})`, for each store a whole
   reconcile left complete, the identity being the collection's id (new for every created collection:
   a lost, replaced or rebuilt store, another Chroma server) and, for an embedded store, the inode of
-  its database (new for a directory restored from a copy). No mark for this identity: scan.
+  its database (new for a directory restored from a copy, unless the file system hands the copy the
+  number a deleted store's database had). No mark for this identity: scan.
 - the same number of vectors? Chroma's count of the collection (O(1)) against what Neo4j says should
   exist: the passages of every live indexed item plus a window per ordered message (one aggregate
   query, `EXPECTED_VECTORS`). Any difference: scan.
 
 So a lost, emptied or replaced store, a deleted vector and an orphan vector are each caught at start-up.
 What the count cannot see is a change that leaves it equal: as many vectors missing as there are orphans
-(or a store restored in place whose count happens to match). Only `kgmem reindex` (which always scans)
-catches those; it is what to run after touching Chroma or Neo4j by hand.
+(or a store restored from a copy under a reused inode number whose count happens to match). Only
+`kgmem reindex` (which always scans) catches those; it is what to run after touching Chroma or Neo4j by
+hand or restoring either from a backup.
 """
 
 from __future__ import annotations

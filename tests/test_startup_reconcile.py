@@ -104,7 +104,8 @@ def test_a_lost_store_is_rebuilt_at_start_up(memory, settings, gateway, embedder
 def test_a_store_restored_from_a_copy_is_scanned_even_when_its_count_matches(memory, settings, gateway, embedder,
                                                                             space, tmp_path):
     """The count alone would pass: one vector gone and one added since the copy. The store's identity
-    (its database's inode) tells the restored store from the one last reconciled."""
+    (its database's inode) tells the restored store from the one last reconciled, as long as the
+    inode number is not one the file system reused (the module docstring)."""
     [old] = observe(memory, space, "Orders arrive a day late on Mondays")
     memory.reconcile()
     close_chroma(memory.chroma)
@@ -117,7 +118,8 @@ def test_a_store_restored_from_a_copy_is_scanned_even_when_its_count_matches(mem
     live.reconcile()
     count = live.index.count()
     close_chroma(live.chroma)
-    shutil.rmtree(settings.chroma_dir)
+    # Moved aside, not deleted: a file system may give a new file the inode number a deleted one had.
+    settings.chroma_dir.rename(tmp_path / "chroma-aside")
     shutil.copytree(backup, settings.chroma_dir)
 
     restored = MemoryService.open(settings, gateway, embedder=embedder)
