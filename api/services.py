@@ -164,20 +164,21 @@ class Services:
                 self._embedder_error = str(exc)
                 log.error("embedding model failed to load: %s", exc)
                 return
-            self._reconcile("start-up reconcile")
+            self._reconcile("start-up reconcile", quick=True)
 
         self._background = threading.Thread(target=work, name="startup", daemon=True)
         self._background.start()
         return self._background
 
-    def _reconcile(self, what: str, *, rebuilding: bool = False) -> None:
-        """Bring the vector index in line with Neo4j and log how it went. A shutdown ends it between
-        batches, and any failure is left to the next start or `kgmem reindex`, which finish the work."""
+    def _reconcile(self, what: str, *, rebuilding: bool = False, quick: bool = False) -> None:
+        """Bring the vector index in line with Neo4j and log how it went, cost included (`quick`: scan the
+        index only if a cheap check finds it out of line). A shutdown ends it between batches, and any
+        failure is left to the next start or `kgmem reindex`, which finish the work."""
         try:
             memory = self.memory()
             if rebuilding:
                 memory.index.mark_rebuilding()
-            log.info("%s: %s", what, memory.reconcile(progress=self._unless_stopping))
+            log.info("%s: %s", what, memory.reconcile(quick=quick, progress=self._unless_stopping))
         except _Stopping:
             log.info("%s stopped for shutdown; the next start finishes it", what)
         except Exception:  # the next start or `kgmem reindex` finishes it (see the docstring)

@@ -82,9 +82,10 @@ class MemoryService:
     def space(self, space: str) -> SpaceMemory:
         return SpaceMemory(self, self.graph.space(space))
 
-    def reconcile(self, *, full: bool = False, progress=None) -> ReconcileReport:
-        """Reconcile the vector index with Neo4j (`full`: rebuild it), under the store's reconcile lease, so
-        that of the replicas sharing a store one reconciles at a time (memory/lease.py).
+    def reconcile(self, *, full: bool = False, quick: bool = False, progress=None) -> ReconcileReport:
+        """Reconcile the vector index with Neo4j (`full`: rebuild it; `quick`, at start-up: scan it only when
+        a cheap check finds it out of line, memory/sync.py), under the store's reconcile lease, so that of
+        the replicas sharing a store one reconciles at a time (memory/lease.py).
 
         A reconcile that finds the lease held skips, and its report says why (`skipped`): the holder is
         doing the same work. A full rebuild is not the same work: it waits up to `FULL_WAITS_S` for the
@@ -92,7 +93,7 @@ class MemoryService:
         lease = ReconcileLease(self.gateway, lease_name(self.index.store, self.index.collection.name))
         with lease.held(wait_s=FULL_WAITS_S if full else 0.0) as holder:
             if holder is None:
-                return self.sync.reconcile(full=full, progress=progress)
+                return self.sync.reconcile(full=full, quick=quick, progress=progress)
         why = f"{holder.owner} holds the reconcile lease of {lease.name} until {holder.until}"
         if full:
             raise Conflict(f"the full reindex did not run: {why} (another process is reconciling this vector "

@@ -9,11 +9,33 @@ no longer compares equal). A crash
 between the two steps leaves items pending; the reconciler, which runs at
 start-up and as `kgmem reindex`, finishes them and repairs vectors that are
 missing or that no longer have an item behind them.
+
+Start-up does not scan the index (`reconcile(quick=True)`). The scans that find missing vectors
+(every indexed item's ids asked of Chroma) and orphans (every Chroma id looked up in Neo4j) cost
+about 29 s of CPU at 100k items, so at start-up they run only when a cheap check says the index is
+out of line with Neo4j. The outbox (pending items) is always finished first; then the check asks:
+
+- the same store? Neo4j keeps a mark, `(:VectorStoreMark {identity})`, for each store a whole
+  reconcile left complete, the identity being the collection's id (new for every created collection:
+  a lost, replaced or rebuilt store, another Chroma server) and, for an embedded store, the inode of
+  its database (new for a directory restored from a copy, unless the file system hands the copy the
+  number a deleted store's database had). No mark for this identity: scan.
+- the same number of vectors? Chroma's count of the collection (O(1)) against what Neo4j says should
+  exist: the passages of every live indexed item plus a window per ordered message (one aggregate
+  query, `EXPECTED_VECTORS`). Any difference: scan.
+
+So a lost, emptied or replaced store, a deleted vector and an orphan vector are each caught at start-up.
+What the count cannot see is a change that leaves it equal: as many vectors missing as there are orphans
+(or a store restored from a copy under a reused inode number whose count happens to match). Only
+`kgmem reindex` (which always scans) catches those; it is what to run after touching Chroma or Neo4j by
+hand or restoring either from a backup.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +45,7 @@ from graph.gateway import Gateway
 from graph.writes import CONTEXT_WINDOW
 from memory.embedder import Embedder, mean_direction
 from memory.index import OPEN_END, VectorIndex, VectorItem, item_of, passage_id, timestamp
+from memory.vectors import DATABASE
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +151,26 @@ CALL () { MATCH (e:Entity {vector_status: 'pending'}) WHERE $space IS NULL OR e.
 RETURN observations + entities AS pending
 """
 
+# The vectors a consistent index holds: a vector per passage of each live indexed item, and a window
+# vector per message of an ordered source (what `_repair_missing` asks Chroma for, counted).
+EXPECTED_VECTORS = """
+CALL () { MATCH (o:Observation {vector_status: 'indexed'}) WHERE o.retracted_at IS NULL
+          RETURN sum(coalesce(o.passages, 1) + CASE WHEN o.seq IS NULL THEN 0 ELSE 1 END) AS observations }
+CALL () { MATCH (e:Entity {vector_status: 'indexed'}) WHERE e.retracted_at IS NULL
+          RETURN sum(coalesce(e.passages, 1)) AS entities }
+RETURN observations + entities AS vectors
+"""
+
+STORE_MARK_SCHEMA = ("CREATE CONSTRAINT vector_store_mark_identity IF NOT EXISTS "
+                     "FOR (m:VectorStoreMark) REQUIRE m.identity IS UNIQUE")
+
+STORE_MARKED = "MATCH (m:VectorStoreMark {identity: $identity}) RETURN m.vectors AS vectors"
+
+MARK_STORE = """
+MERGE (m:VectorStoreMark {identity: $identity})
+SET m.collection = $collection, m.vectors = $vectors, m.reconciled_at = datetime()
+"""
+
 
 def entity_text(row: dict[str, Any]) -> tuple[str, str]:
     """What recall matches an entity by, as (head, body): its type, name and aliases, and its summary.
@@ -159,6 +202,18 @@ class ReconcileReport:
     missing_repaired: int = 0
     orphans_removed: int = 0
     skipped: str | None = None  # why nothing was done: another process holds the reconcile lease (memory/lease.py)
+    scanned: bool = True  # whether the missing-vector and orphan scans ran (a quick reconcile skips them)
+    check: str | None = None  # what decided the scans: a quick reconcile's check, or a full rebuild
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        if self.skipped:
+            return f"skipped: {self.skipped}"
+        scans = (f"scans ran: {self.missing_repaired} missing repaired, {self.orphans_removed} orphans removed"
+                 if self.scanned else "scans skipped")
+        check = f" ({self.check})" if self.check else ""
+        return (f"{self.embedded} vectors embedded, {self.deleted} deleted; {scans}{check}; "
+                f"{self.seconds:.2f} s")
 
 
 class VectorSync:
@@ -260,34 +315,80 @@ class VectorSync:
         """Items whose vectors have not followed their last write yet (of one space, or all)."""
         return self._rows(COUNT_PENDING, space=space)[0]["pending"]
 
-    def reconcile(self, *, full: bool = False, space: str | None = None,
+    def reconcile(self, *, full: bool = False, quick: bool = False, space: str | None = None,
                   progress: Progress | None = None) -> ReconcileReport:
         """Finish pending items, re-embed missing vectors, drop orphans (of one space, or all); `full`
-        rebuilds everything."""
+        rebuilds everything. `quick` (start-up) scans for missing vectors and orphans only when the store or
+        the vector count is not what Neo4j expects (the module docstring); the report says which it did."""
         if full and space is not None:
             raise ValueError("a full rebuild drops the whole index: it cannot be limited to one space")
+        if quick and (full or space is not None):
+            raise ValueError("a quick reconcile checks the whole index: it is neither full nor of one space")
+        started = time.perf_counter()
         if full:
             self.index.drop()  # and marks the new collection as being rebuilt, for every process reading it
             for query, mark in ((INDEXED_OBSERVATION_IDS, MARK_OBSERVATIONS_PENDING), (INDEXED_ENTITY_IDS, MARK_ENTITIES_PENDING)):
                 for rows in self._id_batches(query):
                     self.gateway.write(mark, ids=[row["id"] for row in rows])
         report = ReconcileReport()
+        if full:
+            report.scanned, report.check = False, "a full rebuild: every item embedded again"
+        if quick:
+            processed = self.process_pending(progress=progress)
+            report.embedded, report.deleted = processed.embedded, processed.deleted
+            report.check = self.out_of_line()
+            report.scanned = report.check.startswith("out of line")
         began = full
-        if not full:
+        if report.scanned:
             report.missing_repaired = self._repair_missing(space)
             # A lost or replaced store is rebuilt from Neo4j, which readers should be told (unless a rebuild is on).
             if report.missing_repaired and self.index.rebuilding_since() is None:
                 self.index.mark_rebuilding()
                 began = True
             report.orphans_removed = self._remove_orphans(space)
-        processed = self.process_pending(space=space, progress=progress)
-        report.embedded, report.deleted = processed.embedded, processed.deleted
+        if not quick or report.scanned:
+            processed = self.process_pending(space=space, progress=progress)
+            report.embedded += processed.embedded
+            report.deleted += processed.deleted
         # Everything pending when it began is in: the rebuild is over (items written since are their writers'
         # to follow). A reconcile of one space ends only a rebuild it began; a whole one ends any, so the next
         # start-up or `kgmem reindex` clears the mark of a rebuild whose process died.
         if began or space is None:
             self.index.finish_rebuild()
+        if space is None:  # the whole index is in line with Neo4j: the next start-up need not scan this store
+            self._mark_store()
+        report.seconds = round(time.perf_counter() - started, 3)
         return report
+
+    # -- the start-up check --------------------------------------------------------------------------
+    def store_identity(self) -> str:
+        """The collection's id, and for an embedded store the inode of its database (the module docstring)."""
+        identity = str(self.index.collection.id)
+        if self.index.store and not self.index.store.startswith("http"):
+            try:
+                identity += f":{os.stat(os.path.join(self.index.store, DATABASE)).st_ino}"
+            except FileNotFoundError:
+                pass
+        return identity
+
+    def expected_vectors(self) -> int:
+        """How many vectors the index holds when it is in line with Neo4j (and nothing is pending)."""
+        return self._rows(EXPECTED_VECTORS)[0]["vectors"] or 0
+
+    def out_of_line(self) -> str:
+        """The quick check: "out of line: <why>", or "in line: <what was compared>"."""
+        vectors = self.index.count()  # first: it also follows a collection another process replaced
+        if not self._rows(STORE_MARKED, identity=self.store_identity()):
+            return f"out of line: no complete reconcile of this store ({self.store_identity()}) is recorded"
+        expected = self.expected_vectors()
+        if vectors != expected:
+            return f"out of line: Chroma holds {vectors} vectors, Neo4j expects {expected}"
+        return f"in line: {vectors} vectors, as Neo4j expects, in the store last reconciled"
+
+    def _mark_store(self) -> None:
+        self.gateway.write(STORE_MARK_SCHEMA)
+        self.gateway.write(MARK_STORE, identity=self.store_identity(), collection=self.index.collection.name,
+                           vectors=self.index.count())
 
     def _id_batches(self, query: str, space: str | None = None) -> list[list[dict[str, Any]]]:
         """The indexed items' rows (id, passages, windowed), 2,000 at a time."""
