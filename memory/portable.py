@@ -21,8 +21,9 @@ kind, SHA-256 per file) and one JSON Lines file per record kind:
 
 Not exported, because they are operations rather than memory: `IdempotencyRecord` (stored responses,
 valid for one client's retries against this deployment), `ApiJob` (this deployment's background work),
-`ReconcileLease` (a process's lock), `ApiKey` (credentials of this deployment; never leave it) and
-`SchemaVersion` (the database's, not the space's). mem0's history database is not exported either:
+`ReconcileLease` (a process's lock), `VectorStoreMark` (what a vector store held at its last reconcile),
+`ApiKey` (credentials of this deployment; never leave it) and `SchemaVersion` (the database's, not the
+space's). mem0's history database is not exported either:
 it is mem0's local log of changes, and the graph's revisions are kgmem's history.
 
 Typed values survive exactly (graph/tagged.py): temporal values are tagged (`{"$datetime": "2026-05-08T10:00:00.123456789+00:00"}`,
