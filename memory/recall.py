@@ -266,46 +266,50 @@ RETURN *
 """
 
 
-def _expand_query(depth: int) -> str:
-    # Variable-length bounds must be literals; depth comes from the fixed set {1, 2}.
+def _graph_query(depth: int) -> str:
+    """Expansion from the seeds over relations, and the seeds' recent observations, in one round trip.
+    Variable-length bounds must be literals; depth comes from the fixed set {1, 2}."""
     return f"""
-UNWIND $seeds AS seed
-MATCH (s:Entity {{id: seed}})
-WHERE s.space = $space
-MATCH p = (s)-[rels*1..{depth}]-(e:Entity)
-WHERE e <> s AND all(r IN rels WHERE r.space = $space AND NOT type(r) IN ['HAS_OBSERVATION', 'HAS_REVISION']
-                     AND {fact_visible('r')}) AND {ENTITY_FILTERS} AND {entity_visible('e')}
-RETURN {_entity_columns('e')}, [r IN rels | type(r)] AS types, s.id AS seed,
-       [n IN nodes(p)[1..-1] | n.name] AS via
-LIMIT 500
+CALL () {{
+  UNWIND CASE WHEN $expand THEN $seeds ELSE [] END AS seed
+  MATCH (s:Entity {{id: seed}})
+  WHERE s.space = $space
+  MATCH p = (s)-[rels*1..{depth}]-(e:Entity)
+  WHERE e <> s AND all(r IN rels WHERE r.space = $space AND NOT type(r) IN ['HAS_OBSERVATION', 'HAS_REVISION']
+                       AND {fact_visible('r')}) AND {ENTITY_FILTERS} AND {entity_visible('e')}
+  RETURN 'expansion' AS part, {_entity_columns('e')}, [r IN rels | type(r)] AS types, s.id AS seed,
+         [n IN nodes(p)[1..-1] | n.name] AS via
+  LIMIT 500
+  UNION ALL
+  UNWIND $ids AS id
+  MATCH (e:Entity {{id: id}})-[:HAS_OBSERVATION]->(o:Observation)
+  WHERE e.space = $space AND {fact_visible('o')} AND {OBSERVATION_FILTERS}
+  WITH e, o ORDER BY o.valid_from DESC, o.id
+  WITH e, collect(o)[..$per_entity] AS recent
+  UNWIND recent AS o
+  RETURN 'recent' AS part, {_observation_columns('o', 'e')}, null AS types, null AS seed, null AS via
+}}
+RETURN *
 """
 
 
-EXPANSIONS = {depth: _expand_query(depth) for depth in (1, 2)}
+GRAPH_QUERIES = {depth: _graph_query(depth) for depth in (1, 2)}
 
-OBSERVATIONS_OF_ENTITIES = f"""
-UNWIND $ids AS id
-MATCH (e:Entity {{id: id}})-[:HAS_OBSERVATION]->(o:Observation)
-WHERE e.space = $space AND {fact_visible('o')} AND {OBSERVATION_FILTERS}
-WITH e, o ORDER BY o.valid_from DESC, o.id
-WITH e, collect(o)[..$per_entity] AS recent
-UNWIND recent AS o
-RETURN {_observation_columns('o', 'e')}
-"""
-
-# The final items, whole.
-OBSERVATIONS_BY_ID = """
-UNWIND $ids AS id
-MATCH (o:Observation {id: id})
-WHERE o.space = $space
-RETURN o {.id, .text, .valid_from, .valid_to, .recorded_at, .ref, .source, .agent, .delegation_id} AS item
-"""
-
-ENTITIES_BY_ID = """
-UNWIND $ids AS id
-MATCH (e:Entity {id: id})
-WHERE e.space = $space
-RETURN e {.id, .name, .summary, .created_at, .source, .agent, .delegation_id} AS item
+# The final items, whole, in one round trip.
+ITEMS_BY_ID = """
+CALL () {
+  UNWIND $observation_ids AS id
+  MATCH (o:Observation {id: id})
+  WHERE o.space = $space
+  RETURN 'obs:' + o.id AS key,
+         o {.id, .text, .valid_from, .valid_to, .recorded_at, .ref, .source, .agent, .delegation_id} AS item
+  UNION ALL
+  UNWIND $entity_ids AS id
+  MATCH (e:Entity {id: id})
+  WHERE e.space = $space
+  RETURN 'ent:' + e.id AS key, e {.id, .name, .summary, .created_at, .source, .agent, .delegation_id} AS item
+}
+RETURN key, item
 """
 
 # Entities that belong to a project: the project itself and what hangs off it within two hops.
@@ -550,23 +554,29 @@ class Recall:
                 break
             if candidate.entity["id"] not in seeds:
                 seeds.append(candidate.entity["id"])
-        if cfg.expansion_depth and seeds:
-            for row in self._rows(EXPANSIONS[cfg.expansion_depth], seeds=seeds, **base):
-                weight = 1.0
-                for hop, rel_type in enumerate(row["types"]):
-                    weight *= RELATION_WEIGHTS.get(rel_type, DEFAULT_RELATION_WEIGHT) * (0.5 if hop else 1.0)
-                candidate = self._add(pool, "entity", row)
-                if weight > candidate.scores.get("graph", 0.0):
-                    candidate.path = (row["seed"], row["types"], row["via"])
-                candidate.hit("graph", weight)
-        if cfg.observations_per_entity and seeds:
-            lessons_and_named = [s for s in seeds if s not in named]  # a named person's whole history would flood
-            for row in self._rows(OBSERVATIONS_OF_ENTITIES, ids=lessons_and_named,
-                                  per_entity=cfg.observations_per_entity, **base):
-                candidate = self._add(pool, "observation", row)
-                if candidate.path is None and "graph" not in candidate.scores:
-                    candidate.path = (row["entity_id"], ["HAS_OBSERVATION"], [])
-                candidate.hit("graph", 0.5)
+        if not seeds or not (cfg.expansion_depth or cfg.observations_per_entity):
+            return
+        lessons_and_named = [s for s in seeds if s not in named]  # a named person's whole history would flood
+        rows = self._rows(GRAPH_QUERIES[cfg.expansion_depth or 1], seeds=seeds, expand=bool(cfg.expansion_depth),
+                          ids=lessons_and_named if cfg.observations_per_entity else [],
+                          per_entity=cfg.observations_per_entity, **base)
+        for row in rows:
+            if row["part"] != "expansion":
+                continue
+            weight = 1.0
+            for hop, rel_type in enumerate(row["types"]):
+                weight *= RELATION_WEIGHTS.get(rel_type, DEFAULT_RELATION_WEIGHT) * (0.5 if hop else 1.0)
+            candidate = self._add(pool, "entity", row)
+            if weight > candidate.scores.get("graph", 0.0):
+                candidate.path = (row["seed"], row["types"], row["via"])
+            candidate.hit("graph", weight)
+        for row in rows:
+            if row["part"] != "recent":
+                continue
+            candidate = self._add(pool, "observation", row)
+            if candidate.path is None and "graph" not in candidate.scores:
+                candidate.path = (row["entity_id"], ["HAS_OBSERVATION"], [])
+            candidate.hit("graph", 0.5)
 
     def _rescore(self, vector: list[float], pool: dict[str, _Candidate]) -> None:
         """Exact cosine of every candidate (and its window) with the query, from the stored vectors."""
@@ -669,13 +679,12 @@ class Recall:
         return members is None or c.entity["id"] in members
 
     def _results(self, space: str, items: list[_Candidate]) -> list[RecallItem]:
-        """The final items, fetched whole in two queries."""
-        whole: dict[str, dict[str, Any]] = {}
-        for item_type, cypher in (("observation", OBSERVATIONS_BY_ID), ("entity", ENTITIES_BY_ID)):
-            ids = [c.id for c in items if c.type == item_type]
-            if ids:
-                for row in self._rows(cypher, ids=ids, space=space):
-                    whole[f"{'obs' if item_type == 'observation' else 'ent'}:{row['item']['id']}"] = row["item"]
+        """The final items, fetched whole in one query."""
+        if not items:
+            return []
+        whole = {row["key"]: row["item"] for row in self._rows(
+            ITEMS_BY_ID, observation_ids=[c.id for c in items if c.type == "observation"],
+            entity_ids=[c.id for c in items if c.type == "entity"], space=space)}
         return [self._result(c, whole[c.key]) for c in items if c.key in whole]
 
     @staticmethod
