@@ -115,6 +115,30 @@ WITH q, e WHERE e.space = $space AND e.kind <> 'Memory' AND {entity_visible('e')
 RETURN q.at AS at, e.id AS id, e.name AS name, e.aliases AS aliases
 """
 
+
+def mention_query(space: str, text: str) -> str | None:
+    """The fulltext query for entities that `text` may name (None when it has no words)."""
+    terms = lucene.any_terms(text)
+    return lucene.in_space_fields(space, terms, ("name", "aliases")) if terms else None
+
+
+def mention_candidates(limit: int) -> int:
+    return max(limit * 10, 100)
+
+
+def mentions(text: str, rows: list[dict[str, Any]], limit: int) -> list[str]:
+    """Ids of the candidate rows (`id`, `name`, `aliases`) whose name or an alias occurs in `text` as
+    whole words, longest names first (ties by name), at most `limit`."""
+    padded = f" {' '.join(lucene.tokens(text))} "
+    found = []
+    for row in rows:
+        phrases = [" ".join(lucene.tokens(name)) for name in [row["name"], *(row["aliases"] or [])]]
+        best = max((len(p) for p in phrases if p and f" {p} " in padded), default=0)
+        if best:
+            found.append((best, row["name"].casefold(), row["id"]))
+    return [entity_id for *_, entity_id in sorted(found, key=lambda match: (-match[0], match[1]))[:limit]]
+
+
 ENTITIES_BY_IDS = """
 UNWIND $ids AS id
 MATCH (e:Entity {id: id})
@@ -249,29 +273,27 @@ class GraphReader:
 
     def mentioned_in(self, text: str, *, limit: int = 20, known_at: datetime | None = None) -> list[Entity]:
         """Entities whose name or an alias occurs in `text` as whole words, longest names first."""
-        terms = lucene.any_terms(text)
-        if not terms:
+        query = mention_query(self.space, text)
+        if query is None:
             return []
-        rows = self.rows(MENTION_CANDIDATES, query=lucene.in_space_fields(self.space, terms, ("name", "aliases")),
-                          candidates=max(limit * 10, 100), known_at=known_at)
-        found = _mentions(text, rows, limit)
+        rows = self.rows(MENTION_CANDIDATES, query=query, candidates=mention_candidates(limit), known_at=known_at)
+        found = mentions(text, rows, limit)
         if not found:
             return []
-        entities = {row["entity"]["id"]: records.entity(row["entity"])
-                    for row in self.rows(ENTITIES_BY_IDS, ids=found)}
+        entities = {row["entity"]["id"]: records.entity(row["entity"]) for row in self.rows(ENTITIES_BY_IDS, ids=found)}
         return [entities[entity_id] for entity_id in found if entity_id in entities]
 
     def mentioned_ids(self, texts: list[str], *, limit: int = 20) -> list[list[str]]:
         """`mentioned_in`'s entity ids for each of many texts, in one round trip (a batch of writes links its
         texts to what they name without a query per text)."""
-        queries = [{"at": at, "query": lucene.in_space_fields(self.space, terms, ("name", "aliases"))}
-                   for at, text in enumerate(texts) if (terms := lucene.any_terms(text))]
+        queries = [{"at": at, "query": query} for at, text in enumerate(texts)
+                   if (query := mention_query(self.space, text)) is not None]
         by_text: dict[int, list[dict[str, Any]]] = {}
         if queries:
-            for row in self.rows(MENTION_CANDIDATES_MANY, queries=queries, candidates=max(limit * 10, 100),
+            for row in self.rows(MENTION_CANDIDATES_MANY, queries=queries, candidates=mention_candidates(limit),
                                  known_at=None):
                 by_text.setdefault(row["at"], []).append(row)
-        return [_mentions(text, by_text.get(at, []), limit) for at, text in enumerate(texts)]
+        return [mentions(text, by_text.get(at, []), limit) for at, text in enumerate(texts)]
 
     def list_entities(
         self, *, kinds: list[Kind] | None = None, updated_since: datetime | None = None,
@@ -358,16 +380,3 @@ class GraphReader:
             observations=[records.observation(r["observation"]) for r in self.rows(HISTORY_OBSERVATIONS, id=entity_id)],
             relations=[records.relation_from_row(r) for r in self.rows(HISTORY_RELATIONS, id=entity_id)],
         )
-
-
-def _mentions(text: str, candidates: list[dict[str, Any]], limit: int) -> list[str]:
-    """The ids of the candidates (id, name, aliases) whose name or an alias occurs in `text` as whole words,
-    longest match first, then by name."""
-    padded = f" {' '.join(lucene.tokens(text))} "
-    found = []
-    for row in candidates:
-        phrases = [" ".join(lucene.tokens(name)) for name in [row["name"], *(row["aliases"] or [])]]
-        best = max((len(p) for p in phrases if p and f" {p} " in padded), default=0)
-        if best:
-            found.append((best, row["name"].casefold(), row["id"]))
-    return [entity_id for *_, entity_id in sorted(found, key=lambda match: (-match[0], match[1]))[:limit]]

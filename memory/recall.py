@@ -37,7 +37,13 @@ from graph import lucene, records
 from graph.errors import ChromaUnavailable
 from graph.gateway import Gateway
 from graph.model import InputModel, Provenance
-from graph.reads import GraphReader, entity_visible, fact_visible
+from graph.reads import (
+    entity_visible,
+    fact_visible,
+    mention_candidates,
+    mention_query,
+    mentions,
+)
 from graph.vocabulary import Kind
 from memory.embedder import Embedder
 from memory.index import VectorIndex, item_of
@@ -232,11 +238,12 @@ def _keyword_part(channel: str, index: str) -> str:
   WHERE o.space = $space AND {fact_visible('o')}
   MATCH (e:Entity)-[:HAS_OBSERVATION]->(o)
   WHERE {OBSERVATION_FILTERS} AND {entity_visible('e')}
-  RETURN '{channel}' AS channel, {_observation_columns('o', 'e')}, score"""
+  RETURN '{channel}' AS channel, {_observation_columns('o', 'e')}, score, null AS aliases"""
 
 
 # The keyword channels in one round trip: BM25 over messages, over messages with their
-# neighbours, and over entities' names, aliases and summaries.
+# neighbours, and over entities' names, aliases and summaries; and the candidates for the entities
+# the query names (graph/reads.py's mention lookup), whose whole names are matched here in Python.
 KEYWORD_CHANNELS_QUERY = f"""
 CALL () {{{_keyword_part('keyword', 'observation_text')}
   UNION ALL{_keyword_part('keyword_window', 'observation_context')}
@@ -244,10 +251,19 @@ CALL () {{{_keyword_part('keyword', 'observation_text')}
   UNWIND CASE WHEN 'entity' IN $channels THEN [1] ELSE [] END AS on
   CALL db.index.fulltext.queryNodes('entity_text', $query, {{limit: $k}}) YIELD node AS e, score
   WHERE e.space = $space AND {ENTITY_FILTERS} AND {entity_visible('e')}
-  RETURN 'entity' AS channel, {_entity_columns('e')}, score
+  RETURN 'entity' AS channel, {_entity_columns('e')}, score, null AS aliases
+  UNION ALL
+  UNWIND CASE WHEN $mentions IS NULL THEN [] ELSE [1] END AS on
+  CALL db.index.fulltext.queryNodes('entity_text', $mentions, {{limit: $mention_candidates}}) YIELD node AS e, score
+  WHERE e.space = $space AND e.kind <> 'Memory' AND {entity_visible('e')}
+  RETURN 'name' AS channel, e.id AS id,
+         CASE WHEN e.summary IS NULL OR e.summary = '' THEN e.name ELSE e.summary END AS text,
+         e.created_at.epochMillis AS began, 1 AS passages, e.id AS entity_id, e.name AS entity_name,
+         e.kind AS entity_kind, coalesce(e.entity_type, e.kind) AS entity_type, score, e.aliases AS aliases
 }}
 RETURN *
 """
+NAMES_MATCHED = 10  # entities the query names, at most
 
 # Items the vector channels found, fetched (and filtered) in one round trip.
 FETCH_VECTOR_HITS = f"""
@@ -418,13 +434,13 @@ class Recall:
                 "agent": query.agent, "since": query.since, "until": query.until}
         pool: dict[str, _Candidate] = {}
         vector = self.embedder.embed_one(query.text) if any(cfg.on(c) for c in VECTOR_CHANNELS) else None
-        self._keyword(query, cfg, base, pool)
+        name_rows = self._keyword(query, cfg, base, pool)
         try:
             self._vector(query, cfg, base, vector, pool)
             degraded = self._rebuild_note(vector)
         except ChromaUnavailable as exc:  # the other channels still answer; a damaged store (503) does not degrade
             vector, degraded = None, [_unavailable_note(exc)]
-        named = self._names(space, query, cfg, base, pool)
+        named = self._names(query, base, pool, name_rows)
         self._graph(cfg, base, pool, named)
         if vector is not None:
             try:
@@ -456,18 +472,24 @@ class Recall:
             pool[key] = _Candidate(key, item_type, row)
         return pool[key]
 
-    def _keyword(self, query: RecallQuery, cfg: RecallConfig, base: dict, pool: dict[str, _Candidate]) -> None:
+    def _keyword(self, query: RecallQuery, cfg: RecallConfig, base: dict, pool: dict[str, _Candidate]) -> list[dict]:
+        """The keyword channels' candidates into the pool; returns the rows of entities the query may name."""
         terms = keyword_terms(query.text, drop_stopwords=cfg.query_stopwords)
-        if not terms:
-            return
         channels = [channel for channel in KEYWORD_CHANNELS if cfg.on(channel)]
-        if not channels:
-            return
+        mentions = mention_query(base["space"], query.text) if cfg.name_matches else None
+        if not terms or not (channels or mentions):
+            return []
         rows = self._rows(KEYWORD_CHANNELS_QUERY, query=lucene.in_space(base["space"], terms), k=cfg.candidates,
-                          channels=channels, **base)
+                          channels=channels, mentions=mentions, mention_candidates=mention_candidates(NAMES_MATCHED),
+                          **base)
+        name_rows = []
         for row in rows:
+            if row["channel"] == "name":
+                name_rows.append(row)
+                continue
             item_type = "entity" if row["channel"] == "entity" else "observation"
             self._add(pool, item_type, row).hit(row["channel"], float(row["score"]))
+        return name_rows
 
     def _vector(self, query, cfg, base, vector, pool) -> None:
         if vector is None or self.index is None:
@@ -528,18 +550,16 @@ class Recall:
                 found[channel] += [rows[pair] for pair in chunk if pair in rows][: k - len(found[channel])]
             offset += k
 
-    def _names(self, space, query, cfg, base, pool) -> set[str]:
+    def _names(self, query: RecallQuery, base: dict, pool: dict[str, _Candidate], rows: list[dict]) -> set[str]:
         """Ids of the entities the query names; they are candidates and boost their observations."""
-        if not cfg.name_matches:
-            return set()
+        by_id = {row["id"]: row for row in rows}
         named = set()
-        for entity in GraphReader(self.gateway, space).mentioned_in(query.text, limit=10):
-            named.add(entity.id)
-            if base["kinds"] and entity.kind.value not in base["kinds"]:
+        candidates = [{"id": row["id"], "name": row["entity_name"], "aliases": row["aliases"]} for row in rows]
+        for entity_id in mentions(query.text, candidates, NAMES_MATCHED):
+            named.add(entity_id)
+            row = by_id[entity_id]
+            if base["kinds"] and row["entity_kind"] not in base["kinds"]:
                 continue
-            row = {"id": entity.id, "text": entity.summary or entity.name, "began": entity.created_at.timestamp() * 1000,
-                   "entity_id": entity.id, "entity_name": entity.name, "entity_kind": entity.kind.value,
-                   "entity_type": entity.entity_type}
             self._add(pool, "entity", row).hit("name", 1.0)
         return named
 
