@@ -3,7 +3,7 @@ and with this tree's, in one process on the same indexes (Chroma's approximate k
 processes), and print any question whose results differ.
 
     KGMEM_HOME=/tmp/fastpath-prof KGMEM_NEO4J_PICK_FREE_PORT=true PYTHONPATH=$PWD \
-        python scripts/compare_recall.py /work/main/memory/recall.py
+        python scripts/compare_recall.py /tmp/recall_ref.py   # git show REV:memory/recall.py > /tmp/recall_ref.py
 """
 
 from __future__ import annotations
