@@ -1,5 +1,7 @@
 """Chroma, embedded under the data directory and as a server, with real embeddings."""
 
+import pytest
+
 from memory import open_chroma
 
 
@@ -27,16 +29,22 @@ def test_chroma_server_is_used_when_a_host_is_set(settings, embedder, chroma_ser
     assert not settings.chroma_dir.exists()  # nothing was written locally
 
 
-def test_collections_persist_in_few_large_cycles_and_older_ones_are_upgraded(settings, embedder):
-    """With Chroma's default HNSW settings (persist every 1,000 writes, grow by 1.2x), tens of thousands of
-    writes inflated link_lists.bin to 68 GB here; kgmem's collections persist and grow in larger steps."""
+@pytest.mark.parametrize("older", [
+    {},  # Chroma's defaults, as the first kgmem made its collections: persist every 1,000 writes, grow by 1.2x
+    {"hnsw:batch_size": 1000, "hnsw:sync_threshold": 50_000, "hnsw:resize_factor": 2.0},  # as the last one did
+], ids=["chroma defaults", "persisting every 50,000 writes"])
+def test_collections_grow_in_large_steps_persist_often_and_older_ones_are_upgraded(settings, embedder, older):
+    """With Chroma's default HNSW settings tens of thousands of writes inflated link_lists.bin to 68 GB here, so
+    kgmem's collections grow by 2x; persisting only every 50,000 writes made each small write cost ~170 ms, so
+    they persist every 1,000 (memory/index.py)."""
     from memory.index import VectorIndex, collection_name
 
     client = open_chroma(settings)
     name = collection_name(embedder.name, embedder.dimension)
     client.get_or_create_collection(name, metadata={"hnsw:space": "cosine", "embedding_model": embedder.name,
-                                                    "dimension": embedder.dimension}, embedding_function=None)
-    assert client.get_collection(name).configuration["hnsw"]["sync_threshold"] == 1000  # as an older kgmem made it
+                                                    "dimension": embedder.dimension, **older}, embedding_function=None)
+    made = client.get_collection(name).configuration["hnsw"]
+    assert (made["sync_threshold"], made["resize_factor"]) == ((50_000, 2.0) if older else (1000, 1.2))
     VectorIndex(client, embedder.name, embedder.dimension)
     hnsw = client.get_collection(name).configuration["hnsw"]
-    assert (hnsw["sync_threshold"], hnsw["resize_factor"]) == (50_000, 2.0)
+    assert (hnsw["sync_threshold"], hnsw["resize_factor"]) == (1000, 2.0)
