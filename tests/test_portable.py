@@ -144,6 +144,14 @@ def took_own_import_event(copy: dict[str, list[str]]) -> dict:
     return event
 
 
+def same_vectors(copy: list[str], original: list[str]) -> bool:
+    mine, theirs = ([json.loads(line) for line in lines] for lines in (copy, original))
+    mine, theirs = (sorted(records, key=lambda record: record["id"]) for records in (mine, theirs))
+    return [(r["id"], r["metadata"]) for r in mine] == [(r["id"], r["metadata"]) for r in theirs] and all(
+        len(a["embedding"]) == len(b["embedding"]) and max(abs(x - y) for x, y in zip(a["embedding"], b["embedding"])) < 1e-6
+        for a, b in zip(mine, theirs))
+
+
 def unpacked(archive: Path, into: Path) -> Path:
     with tarfile.open(archive) as tar:
         tar.extractall(into, filter="data")
@@ -213,8 +221,13 @@ def test_import_into_an_empty_space_reproduces_the_export_exactly(world, tmp_pat
     original = records(unpacked(world["with_vectors"], tmp_path / "a"))
     copy = records(Path(again.path))
     assert json.loads(took_own_import_event(copy)["detail"])["created"]["entities"] > 0
+    expected = as_imported(original, source, target)
     for kind in original:
-        assert copy[kind] == as_imported(original, source, target)[kind], kind
+        if kind == "vectors":  # the same ids and metadata exactly; each embedding the same to float noise, since
+            # a vector the sync follows again (same text, same model) differs in the last bit (~1e-8)
+            assert same_vectors(copy[kind], expected[kind]), kind
+        else:
+            assert copy[kind] == expected[kind], kind
     # Temporal values are Neo4j's own again, zones and nanoseconds included.
     stored = memory.gateway.rows("MATCH (e:Entity {space: $space, name: 'Churn'}) RETURN toString(e.at_zone) AS zone, "
                                  "toString(e.at_nanos) AS nanos, e.blob AS blob", space=target)[0]
